@@ -1,0 +1,144 @@
+"""The dataset registry and the prepare/load contract shared by every dataset."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from repro import paths
+from repro.checksums import file_digest, verify
+from repro.errors import ReproError, unknown
+from repro.files import save_torch
+
+SPLITS = ("x_train", "y_train", "x_test", "y_test")
+
+
+@dataclass(frozen=True)
+class TensorData:
+    """A prepared dataset: train/test tensors, the task, and the sha256 of the prepared file."""
+
+    name: str
+    task: Literal["regression", "classification"]
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    sha256: str = ""
+    num_classes: int = 0
+    params: dict[str, Any] = field(default_factory=dict)  # the parameters it was prepared with
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def output_dim(self) -> int:
+        return self.num_classes if self.task == "classification" else int(self.y_train.shape[-1])
+
+    def to(self, device: torch.device) -> "TensorData":
+        moved = {k: getattr(self, k).to(device) for k in SPLITS}
+        return TensorData(self.name, self.task, **moved, sha256=self.sha256, num_classes=self.num_classes,
+                          params=self.params)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """How to build one dataset. ``build(params, raw_dir)`` returns the four split tensors.
+
+    Images are returned as float32 in [0, 1] with shape (N, C, H, W) or flat (N, D); regression
+    targets as float32 (N, out); class labels as int64 (N,).
+    """
+
+    name: str
+    kind: Literal["generated", "embedded", "downloaded"]
+    task: Literal["regression", "classification"]
+    build: Callable[[dict[str, Any], Path], dict[str, torch.Tensor]]
+    description: str
+    num_classes: int = 0
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+_REGISTRY: dict[str, DatasetSpec] = {}
+
+
+def register_dataset(spec: DatasetSpec) -> DatasetSpec:
+    if spec.name in _REGISTRY and _REGISTRY[spec.name] is not spec:
+        raise ReproError(f"dataset {spec.name!r} is registered twice")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def _ensure_loaded() -> None:
+    # Built-in datasets register on import; papers may add their own through Paper.datasets.
+    from repro.datasets import downloaded, embedded, generated  # noqa: F401
+    from repro.registry import papers
+
+    for paper in papers().values():
+        for spec in paper.load().datasets:
+            _REGISTRY.setdefault(spec.name, spec)
+
+
+def dataset_names() -> list[str]:
+    _ensure_loaded()
+    return sorted(_REGISTRY)
+
+
+def get_dataset(name: str) -> DatasetSpec:
+    _ensure_loaded()
+    if name not in _REGISTRY:
+        raise unknown("dataset", name, _REGISTRY)
+    return _REGISTRY[name]
+
+
+def _sidecar(out: Path) -> Path:
+    return out.with_name(out.name + ".sha256")
+
+
+def prepare(name: str, params: dict[str, Any] | None = None, out: Path | None = None) -> Path:
+    """Build dataset *name* with *params* (schema defaults filled) into *out*; return the path."""
+    spec = get_dataset(name)
+    params = {**spec.defaults, **(params or {})}
+    out = out or paths.prepared_data_path(name)
+    raw_dir = paths.data_dir() / "raw"
+    tensors = spec.build(params, raw_dir)
+    missing = [k for k in SPLITS if k not in tensors]
+    if missing:
+        raise ReproError(f"dataset {name!r}: builder returned no {missing}")
+    payload = {k: tensors[k].contiguous() for k in SPLITS}
+    payload["meta"] = {"name": name, "task": spec.task, "num_classes": spec.num_classes, "params": params}
+    sidecar = _sidecar(out)
+    sidecar.unlink(missing_ok=True)  # the data file is not "finished" until its sidecar exists
+    save_torch(payload, out)
+    sidecar.write_text(file_digest(out) + "\n")
+    return out
+
+
+def load_prepared(name: str, path: Path | None = None) -> TensorData:
+    """Load a prepared dataset after verifying its checksum sidecar (never unpickles)."""
+    path = path or paths.prepared_data_path(name)
+    sidecar = _sidecar(path)
+    if not path.is_file() or not sidecar.is_file():
+        raise ReproError(
+            f"dataset {name!r} is not prepared ({path} or its .sha256 is missing); "
+            f"run `repro data prepare {name}` (or the pipeline) first"
+        )
+    expected = sidecar.read_text().strip()
+    verify(path, expected, fix=f"Delete it and run `repro data prepare {name}` again.")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    meta = payload["meta"]
+    tensors = {k: payload[k] for k in SPLITS}
+    for k in ("x_train", "x_test"):
+        if tensors[k].dtype == torch.uint8:  # images are stored as bytes, used as floats in [0, 1]
+            tensors[k] = tensors[k].float().div_(255.0)
+    return TensorData(
+        name=name,
+        task=meta["task"],
+        **tensors,
+        sha256=expected,
+        num_classes=int(meta["num_classes"]),
+        params=dict(meta["params"]),
+    )

@@ -1,0 +1,161 @@
+"""MLflow tracking: one experiment per paper, one run per (experiment, method, seed).
+
+Default store: SQLite ``mlflow.db`` at the project root with artifacts in ``mlartifacts/``;
+``$MLFLOW_TRACKING_URI`` (or ``mlflow.tracking_uri`` in params.yaml) overrides it.
+
+Why the lock: several processes opening a *fresh* SQLite store at once all run MLflow's schema
+migration and collide (``table _alembic_tmp_tags already exists``). The first writer creates the
+schema and the experiment under an exclusive file lock; later writers find both ready. Once the
+store exists, concurrent writers are fine without the lock.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from repro import paths
+
+MAX_PARAM_LEN = 6000
+BATCH = 900  # MLflow accepts at most 1000 metrics per log_batch call
+
+
+def tracking_uri(config: dict[str, Any] | None = None) -> str:
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    configured = ((config or {}).get("mlflow") or {}).get("tracking_uri")
+    if configured:
+        return configured
+    return f"sqlite:///{paths.project_root() / 'mlflow.db'}"
+
+
+def artifact_root() -> Path:
+    return paths.project_root() / "mlartifacts"
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
+@contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    db = _sqlite_path(uri)
+    if db is None:  # a server or database backend serialises its own migrations
+        yield
+        return
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def get_or_create_experiment(uri: str, name: str) -> str:
+    """Create the store (if new) and the experiment under the lock; return the experiment id."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    with _store_lock(uri):
+        client = MlflowClient(uri)  # first use of a fresh SQLite store runs the migrations here
+        exp = client.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        location = (artifact_root() / name).as_uri() if _sqlite_path(uri) else None
+        try:
+            return client.create_experiment(name, artifact_location=location)
+        except MlflowException:  # created meanwhile by a writer that holds no lock (remote store)
+            exp = client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+            return exp.experiment_id
+
+
+def _param_value(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return text[:MAX_PARAM_LEN]
+
+
+class TrackedRun:
+    """A context manager around one MLflow run; marks it FAILED if the body raises."""
+
+    def __init__(self, paper: str, run_name: str, params: dict[str, Any], tags: dict[str, str],
+                 config: dict[str, Any] | None = None, resume_run_id: str | None = None) -> None:
+        from mlflow.tracking import MlflowClient
+
+        self.uri = tracking_uri(config)
+        self.experiment_id = get_or_create_experiment(self.uri, paper)
+        self.client = MlflowClient(self.uri)
+        self.run_name, self.params, self.tags = run_name, params, tags
+        self.resume_run_id = resume_run_id
+        self.run_id = ""
+
+    def __enter__(self) -> "TrackedRun":
+        from mlflow.entities import Param, RunTag
+
+        if self.resume_run_id:
+            self.run_id = self.resume_run_id
+            self.client.set_tag(self.run_id, "resumed", "true")
+            return self
+        run = self.client.create_run(self.experiment_id, run_name=self.run_name)
+        self.run_id = run.info.run_id
+        self.client.log_batch(
+            self.run_id,
+            params=[Param(k, _param_value(v)) for k, v in sorted(self.params.items())],
+            tags=[RunTag(k, str(v)) for k, v in sorted(self.tags.items())],
+        )
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc is not None:
+            self.client.set_tag(self.run_id, "error", f"{type(exc).__name__}: {exc}"[:5000])
+        self.client.set_terminated(self.run_id, "FAILED" if exc is not None else "FINISHED")
+
+    def _log_metrics(self, rows: list[tuple[str, float, int]]) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), now, step) for k, v, step in rows if math.isfinite(float(v))]
+        for i in range(0, len(metrics), BATCH):
+            self.client.log_batch(self.run_id, metrics=metrics[i:i + BATCH])
+
+    def log_history(self, history: list[dict[str, float]]) -> None:
+        """Per-evaluation metrics, stepped by epoch (assimilation step for ensemble methods)."""
+        rows = [(k, v, int(row["epoch"])) for row in history for k, v in row.items() if k != "epoch"]
+        self._log_metrics(rows)
+
+    def log_summary(self, summary: dict[str, float]) -> None:
+        self._log_metrics([(f"final.{k}", v, 0) for k, v in summary.items()])
+        self.client.set_tag(self.run_id, "reached_target", str(bool(summary.get("reached_target"))).lower())
+
+    def set_tag(self, key: str, value: str) -> None:
+        self.client.set_tag(self.run_id, key, value)
+
+    def log_result_artifacts(self, result: dict[str, Any], quality: str) -> None:
+        """results.json, curves.csv and a learning-curve figure, as run artifacts."""
+        from repro.figures import plot_single_run
+
+        with tempfile.TemporaryDirectory() as tmp:
+            d = Path(tmp)
+            (d / "results.json").write_text(json.dumps(result, indent=2, default=str))
+            history = result["history"]
+            if history:
+                keys = sorted({k for row in history for k in row})
+                with open(d / "curves.csv", "w", newline="") as fh:
+                    writer = csv.DictWriter(fh, fieldnames=keys)
+                    writer.writeheader()
+                    writer.writerows(history)
+                plot_single_run(history, quality, d / "learning_curve.png",
+                                title=f"{result['experiment']} / {result['method']} / seed {result['seed']}")
+            self.client.log_artifacts(self.run_id, str(d))

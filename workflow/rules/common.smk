@@ -1,0 +1,18 @@
+# Config validation and the helpers every rule uses. The JSON schema fills defaults; the core then
+# checks paper names against the installed packages, so both drivers reject bad config alike.
+from snakemake.utils import validate
+
+from repro import config as repro_config
+from repro import pipeline
+
+
+validate(config, "../schemas/config.schema.yaml")
+config.update(repro_config.validate(config))
+
+SCALE = config["scale"]
+SEEDS = repro_config.seeds(config)
+INDEX_FILES = pipeline.index_files()
+
+
+def trial_inputs(wildcards):
+    return pipeline.trial_files(wildcards.paper, wildcards.scale, SEEDS)
