@@ -9,6 +9,14 @@ from repro import pipeline
 validate(config, "../schemas/config.schema.yaml")
 config.update(repro_config.validate(config))
 
+wildcard_constraints:
+    paper=r"[A-Za-z0-9_]+",
+    scale="smoke|paper",
+    dataset=r"[A-Za-z0-9_]+",
+    experiment=r"[A-Za-z0-9_]+",
+    method=r"[A-Za-z0-9_]+",
+
+
 SCALE = config["scale"]
 SEEDS = repro_config.seeds(config)
 INDEX_FILES = pipeline.index_files()

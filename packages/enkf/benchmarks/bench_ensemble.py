@@ -13,12 +13,13 @@ and prints the hardware and the looped/batched time ratios.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 from collections.abc import Callable
 
 import torch
+
+from repro.environment import cpu_name
 
 from repro_enkf.assimilation import analysis_update, analysis_update_reference
 from repro_enkf.ensemble import (
@@ -27,18 +28,6 @@ from repro_enkf.ensemble import (
     init_ensemble,
     num_params,
 )
-
-
-def cpu_model() -> str:
-    """CPU model name from /proc/cpuinfo (Linux), falling back to ``platform``."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -112,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
          lambda: analysis_update_reference(theta, pred, obs, obs_var, alpha, noise), upd_diff),
     ]
 
-    print(f"CPU:     {cpu_model()} ({torch.get_num_threads()} torch threads)")
+    print(f"CPU:     {cpu_name()} ({torch.get_num_threads()} torch threads)")
     print(f"torch:   {torch.__version__}")
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"device:  {device} ({dev_name})")

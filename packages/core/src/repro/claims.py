@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import yaml
 
+from repro.config import SCALES
 from repro.errors import ReproError, unknown
 from repro.stats import Interval, mean_ci
 
@@ -99,10 +100,16 @@ def load_claims(path: Path) -> tuple[Claim, ...]:
         if missing:
             raise ReproError(f"{where}: missing keys {sorted(missing)}")
         item = dict(item)
-        item["scales"] = tuple(item.get("scales", ("smoke", "paper")))
+        scales = item.get("scales", ["smoke", "paper"])
+        if not isinstance(scales, list) or any(s not in SCALES for s in scales):
+            raise ReproError(f"{where}: key 'scales' must be a list of {list(SCALES)}, got {scales!r}")
+        item["scales"] = tuple(scales)
         for key in ("threshold", "tolerance"):
             if key in item:
-                item[key] = float(item[key])
+                try:
+                    item[key] = float(item[key])
+                except (TypeError, ValueError):
+                    raise ReproError(f"{where}: key {key!r} must be a number, got {item[key]!r}") from None
         claim = Claim(**item)
         if claim.id in seen:
             raise ReproError(f"{where}: duplicate claim id {claim.id!r}")
@@ -163,9 +170,11 @@ def judge(claim: Claim, measurements: dict[str, dict[int, float]]) -> Verdict:
         base_vals = measurements.get(claim.baseline, {})
         seeds = sorted(set(method_vals) & set(base_vals))  # paired: same seeds only
         per_seed = {s: _combine(claim.compare, method_vals[s], base_vals[s]) for s in seeds}
-        base_mean = mean_ci([base_vals[s] for s in seeds]).mean
     finite = {s: v for s, v in per_seed.items() if math.isfinite(v)}
+    # Means over the same seeds the CI uses, so mean(method) - mean(baseline) matches it.
     method_mean = mean_ci([method_vals[s] for s in finite]).mean if finite else math.nan
+    if claim.baseline is not None:
+        base_mean = mean_ci([base_vals[s] for s in finite]).mean if finite else math.nan
     if len(finite) < MIN_SEEDS:
         missing = len(per_seed) - len(finite)
         why = f"only {len(finite)} seed(s) with a finite {claim.quantity()} (need {MIN_SEEDS})"

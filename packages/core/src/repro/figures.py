@@ -21,6 +21,12 @@ def _use_log(values: list[float]) -> bool:
     return arr.size > 0 and bool((arr > 0).all()) and arr.max() / max(arr.min(), 1e-300) > 20
 
 
+def _wide_count_axis(values: list[float]) -> bool:
+    """Epoch counts from 0 to thousands: a symlog axis keeps short runs (10s of steps) visible."""
+    arr = np.asarray(values, dtype=float)
+    return arr.size > 0 and arr.min() >= 0 and arr.max() > 200
+
+
 def plot_single_run(history: list[dict[str, float]], quality: str, out: Path, title: str = "") -> Path:
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), constrained_layout=True)
     epochs = [r["epoch"] for r in history]
@@ -70,7 +76,9 @@ def plot_comparison(trials: list[dict[str, Any]], column: str, out: Path, title:
     for ax, label in ((axes[0], "epochs / assimilation steps"), (axes[1], "training time [s] (evaluation excluded)")):
         ax.set_xlabel(label)
         ax.set_ylabel(column)
-        if _use_log([x for c in curves.values() for x in (c["epoch"] if ax is axes[0] else c["time"])]):
+        if ax is axes[0] and _wide_count_axis([x for c in curves.values() for x in c["epoch"]]):
+            ax.set_xscale("symlog", linthresh=10)
+        elif ax is axes[1] and _use_log([x for c in curves.values() for x in c["time"]]):
             ax.set_xscale("log")
         if _use_log(all_vals):
             ax.set_yscale("log")

@@ -52,7 +52,13 @@ def write_text(text: str, out: Path) -> Path:
 
 
 def save_torch(obj: Any, out: Path) -> Path:
-    return atomic_write(out, lambda tmp: torch.save(obj, tmp))
+    def write(tmp: str) -> None:
+        # Through a file object: given a path, torch names the zip records after the (random) temp
+        # file, so identical tensors would hash differently on every write.
+        with open(tmp, "wb") as fh:
+            torch.save(obj, fh)
+
+    return atomic_write(out, write)
 
 
 def read_json_number(value: Any) -> float:

@@ -61,6 +61,10 @@ class Paper:
     workloads: tuple["Workload", ...] = ()
     report_curves: tuple[str, ...] = ()  # extra history columns the report plots
     notes: str = ""  # what has *not* been checked against the paper, shown in the report
+    # Per method: hyper-parameter overrides that make it train in about a second. The generic
+    # tests (tests/test_papers_generic.py) run every method of every paper with them, including
+    # an interrupted-and-resumed run; every method must accept ``checkpoint_every``.
+    tiny_hparams: Mapping[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for scale, exps in self.experiments.items():
@@ -70,6 +74,9 @@ class Paper:
                 for m in exp.methods:
                     if m not in self.methods:
                         raise unknown(f"method in experiment {exp.name!r} of paper {self.slug!r}", m, self.methods)
+        for m in self.tiny_hparams:
+            if m not in self.methods:
+                raise unknown(f"method in tiny_hparams of paper {self.slug!r}", m, self.methods)
         for claim in self.claims:
             for scale in claim.scales:
                 exp = self.experiments.get(scale, {}).get(claim.experiment)

@@ -58,7 +58,8 @@ def train_input(paper: str, scale: str, experiment: str) -> str:
 
 
 def train_cmd(paper: str, scale: str, experiment: str, method: str, seed: int | str) -> str:
-    return f"repro run {paper} --scale {scale} --experiment {experiment} --method {method} --seed {seed}"
+    return (f"repro run {paper} --scale {scale} --experiment {experiment} --method {method} --seed {seed}"
+            " --no-progress")
 
 
 def trial_file(paper: str, scale: str, experiment: str, method: str, seed: int | str) -> str:
@@ -106,7 +107,11 @@ def index_files() -> list[str]:
 
 
 def package_source(paper: str) -> str:
-    return _r(get_paper(paper).package_dir)
+    """The paper package's source as a DVC dependency: the project's own ``packages/<name>``
+    (where it is installed from in a checkout), else wherever it is installed."""
+    installed = get_paper(paper).package_dir
+    local = paths.project_root() / "packages" / installed.name
+    return _r(local if local.is_dir() else installed)
 
 
 def stages(config: dict[str, Any]) -> list[Stage]:

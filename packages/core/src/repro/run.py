@@ -144,9 +144,12 @@ def summarise(ctx: RunContext) -> dict[str, float]:
     return summary
 
 
-def run_trial(paper_slug: str, experiment: str, method: str, seed: int, scale: str,
-              config: dict[str, Any], out: Path | None = None, progress: bool = True) -> Path:
-    from repro import tracking
+def build_context(paper_slug: str, experiment: str, method: str, seed: int, scale: str,
+                  progress: bool = False) -> tuple[RunContext, dict[str, Any]]:
+    """Resolve and validate a trial, seed it and load its data: the context and the hyper-parameters.
+
+    Raises ``ReproError`` naming the bad value (and the valid choices) before any work starts.
+    """
     from repro.registry import get_paper
 
     paper = get_paper(paper_slug)
@@ -159,9 +162,6 @@ def run_trial(paper_slug: str, experiment: str, method: str, seed: int, scale: s
     if seed < 0:
         raise ReproError(f"seed must be >= 0, got {seed}")
     workload = get_workload(exp.workload)
-    out = out or paths.trial_path(paper_slug, scale, experiment, method, seed)
-    out.unlink(missing_ok=True)  # never leave a previous result beside a new attempt
-
     device = environment.select_device()
     seed_everything(seed, device)
     data = load_prepared(workload.dataset).to(device)
@@ -171,7 +171,21 @@ def run_trial(paper_slug: str, experiment: str, method: str, seed: int, scale: s
         workload=workload, data=data, device=device, clock=TrainClock(device), checkpoint=ckpt,
         generator=torch.Generator().manual_seed(seed), progress=progress,
     )
-    previous = ckpt.load()
+    return ctx, hparams
+
+
+def run_trial(paper_slug: str, experiment: str, method: str, seed: int, scale: str,
+              config: dict[str, Any], out: Path | None = None, progress: bool = True) -> Path:
+    """Run one trial under MLflow tracking and write its results JSON (last, atomically)."""
+    from repro import tracking
+    from repro.registry import get_paper
+
+    out = out or paths.trial_path(paper_slug, scale, experiment, method, seed)
+    out.unlink(missing_ok=True)  # never leave a previous result beside a new attempt
+    ctx, hparams = build_context(paper_slug, experiment, method, seed, scale, progress)
+    spec = get_paper(paper_slug).method(method)
+    workload, data, device = ctx.workload, ctx.data, ctx.device
+    previous = ctx.checkpoint.load()
     resume_run_id = previous["ctx"]["mlflow_run_id"] if previous else None
     params = {f"hp.{k}": v for k, v in hparams.items()}
     params.update(workload=workload.name, dataset=workload.dataset, model=workload.model,
@@ -201,5 +215,5 @@ def run_trial(paper_slug: str, experiment: str, method: str, seed: int, scale: s
         tracked.log_summary(summary)
         tracked.log_result_artifacts(result, quality=workload.quality_metric)
     write_json(result, out)
-    ckpt.clear()
+    ctx.checkpoint.clear()
     return out

@@ -211,6 +211,7 @@ class Trainer:
         bar = tqdm(total=self.epochs, initial=s.epoch, desc=f"{ctx.experiment}/{ctx.method}/seed{ctx.seed}",
                    disable=not ctx.progress, mininterval=1.0, dynamic_ncols=True)
         quality = ctx.workload.quality_metric
+        train_loss = torch.tensor(float("nan"))  # no epoch may run (resumed at the end, or stopped)
         while s.epoch < self.epochs and not s.stop:
             with ctx.clock.measuring():
                 self._call("epoch_start")
@@ -223,7 +224,9 @@ class Trainer:
                 bar.set_postfix({quality: f"{s.last_eval[quality]:.4g}"}, refresh=False)
             with ctx.clock.measuring():
                 self._call("epoch_end")
-            if self.checkpoint_every and s.epoch % self.checkpoint_every == 0 and s.epoch < self.epochs:
+            # No checkpoint at the epoch training ends: a resume from it would train past the stop.
+            if (self.checkpoint_every and s.epoch % self.checkpoint_every == 0 and s.epoch < self.epochs
+                    and not s.stop):
                 ctx.save_checkpoint(self._checkpoint_state())
             bar.update(1)
         bar.close()

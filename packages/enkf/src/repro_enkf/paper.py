@@ -82,6 +82,12 @@ PAPER = Paper(
     claims=load_claims(HERE / "claims.yaml"),
     package_dir=HERE.parent.parent,
     report_curves=("ensemble_spread",),
+    tiny_hparams={
+        "esmda": {"ensemble_size": 20, "n_assimilations": 4},
+        "enkf": {"ensemble_size": 20, "n_assimilations": 2, "batch_size": 50},
+        "gd_equal_budget": {"epochs": 6, "eval_every": 2},
+        "gd_converged": {"epochs": 6, "eval_every": 2, "plateau_patience": 50},
+    },
     notes=(
         "The paper's network sizes, domains, ensemble sizes, iteration counts and RMSE/R² tables were not "
         "available to us; every setting here is a documented choice (see `packages/enkf/README.md`), and "
