@@ -54,7 +54,7 @@ def test_snakemake_and_dvc_list_the_same_jobs():
 def test_every_train_stage_depends_on_its_package_source():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     train = {k: v for k, v in stages.items() if k.startswith("train_")}
-    assert train and all("packages/enkf" in v["deps"] for v in train.values())
+    assert train and all(f"packages/{name.split('_')[1]}" in v["deps"] for name, v in train.items())
 
 
 def test_snakemake_lint_is_clean():

@@ -12,7 +12,7 @@ import yaml
 from conftest import run
 
 SEEDS = 3
-VERDICT_MARKS = {"reproduced": "✅", "not reproduced": "❌", "inconclusive": "❔", "not run": "⏸"}
+VERDICT_MARKS = {"reproduced": "✔", "not reproduced": "✘", "inconclusive": "?", "not run": "–"}
 
 
 def _set_params(project: Path, **changes) -> None:

@@ -7,15 +7,17 @@ rule train:
     params:
         # workload + hyper-parameters: a change re-runs the trial (Snakemake's params trigger)
         signature=lambda wc: pipeline.trial_signature(wc.paper, wc.scale, wc.experiment, wc.method),
+        threads=config["threads_per_trial"],
     log:
         "logs/train/{paper}/{scale}/{experiment}/{method}/seed{seed}.log",
     wildcard_constraints:
         seed=r"\d+",
+    threads: config["threads_per_trial"]
     resources:
         gpu=lambda wc: 1 if wc.scale == "paper" else 0,
     shell:
         "repro run {wildcards.paper} --scale {wildcards.scale} --experiment {wildcards.experiment}"
-        " --method {wildcards.method} --seed {wildcards.seed} --no-progress > {log} 2>&1"
+        " --method {wildcards.method} --seed {wildcards.seed} --threads {params.threads} --no-progress > {log} 2>&1"
 
 
 rule evaluate:

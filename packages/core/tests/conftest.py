@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 MAIN = Path(__file__).resolve().parents[3]  # the monorepo root (packages/core/tests -> ...)
 SCHEMA = Path("workflow") / "schemas" / "config.schema.yaml"
@@ -33,7 +34,10 @@ def project(tmp_path, monkeypatch) -> Path:
 
     root = tmp_path / "project"
     (root / SCHEMA).parent.mkdir(parents=True)
-    shutil.copyfile(MAIN / "params.yaml", root / "params.yaml")
+    # The real params.yaml, pinned to the first paper: these tests check the DAG against enkf.
+    params = yaml.safe_load((MAIN / "params.yaml").read_text())
+    params["papers"] = ["enkf"]
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     shutil.copyfile(MAIN / SCHEMA, root / SCHEMA)
     monkeypatch.setenv("REPRO_ROOT", str(root))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")

@@ -63,6 +63,12 @@ def cmd_run(args: argparse.Namespace) -> None:
     from repro.run import run_trial
 
     config = _config(args)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ReproError(f"--threads must be >= 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     out = run_trial(args.paper, args.experiment, args.method, args.seed, config["scale"], config,
                     progress=not args.no_progress)
     summary = json.loads(out.read_text())["summary"]
@@ -158,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", required=True)
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--scale", help="smoke or paper (default: params.yaml)")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's own choice)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)
 

@@ -44,7 +44,95 @@ def small_cnn(in_channels: int = 1, num_classes: int = 10, width: int = 32) -> n
     )
 
 
-MODELS: dict[str, Callable[..., nn.Module]] = {"mlp": mlp, "small_cnn": small_cnn}
+# CIFAR-style image classifiers (32x32x3 input), built from torchvision's architectures.
+# torchvision is imported inside each builder so listing models does not import it.
+
+
+def resnet18_cifar(num_classes: int = 10, in_channels: int = 3) -> nn.Module:
+    """torchvision ResNet-18 adapted to 32x32 inputs (the usual CIFAR variant, He et al. 2016 §4.2 style).
+
+    Adaptation: ``conv1`` is a 3x3 convolution with stride 1 (instead of 7x7 stride 2) and the
+    stem's max-pool is removed, so the four stages see 32, 16, 8 and 4 pixels; everything else
+    (BasicBlocks [2, 2, 2, 2], batch norm, global average pool, one linear head) is torchvision's.
+    """
+    import torchvision
+
+    model = torchvision.models.resnet18(num_classes=num_classes)
+    model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    model.maxpool = nn.Identity()
+    return model
+
+
+def _vgg_cifar(builder_name: str, num_classes: int, hidden: int, dropout: float) -> nn.Module:
+    import torchvision
+
+    features = getattr(torchvision.models, builder_name)().features  # conv + BN + ReLU, 5 max-pools
+    return nn.Sequential(
+        features,  # 32x32 -> 512 x 1 x 1 after the five 2x2 max-pools
+        nn.Flatten(),
+        nn.Dropout(dropout),
+        nn.Linear(512, hidden),
+        nn.ReLU(inplace=True),
+        nn.Dropout(dropout),
+        nn.Linear(hidden, num_classes),
+    )
+
+
+def vgg11_cifar(num_classes: int = 10, hidden: int = 512, dropout: float = 0.5) -> nn.Module:
+    """torchvision ``vgg11_bn`` features (8 conv layers with batch norm) + a small classifier for 32x32.
+
+    Adaptation: torchvision's 7x7 adaptive pool and 4096-4096 classifier (sized for 224x224
+    ImageNet) are replaced by flatten of the 512x1x1 map -> Linear(512, hidden) -> ReLU ->
+    Linear(hidden, num_classes), with dropout, as in the common CIFAR VGG variants.
+    """
+    return _vgg_cifar("vgg11_bn", num_classes, hidden, dropout)
+
+
+def vgg16_cifar(num_classes: int = 10, hidden: int = 512, dropout: float = 0.5) -> nn.Module:
+    """torchvision ``vgg16_bn`` features (13 conv layers with batch norm) + the small 32x32 classifier
+    of :func:`vgg11_cifar`."""
+    return _vgg_cifar("vgg16_bn", num_classes, hidden, dropout)
+
+
+def alexnet_cifar(num_classes: int = 10, dropout: float = 0.5) -> nn.Module:
+    """AlexNet for 32x32 inputs: torchvision's five-conv layout (64-192-384-256-256 channels, ReLU,
+    three max-pools) with the first convolution changed from 11x11 stride 4 to 3x3 stride 1 and
+    the other kernels to 3x3, three 2x2 max-pools (32 -> 4 pixels), and a 3-layer classifier
+    (256*4*4 -> 1024 -> 1024 -> num_classes) scaled down from torchvision's 4096-wide head.
+    """
+    return nn.Sequential(
+        nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(2),
+        nn.Conv2d(64, 192, kernel_size=3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(2),
+        nn.Conv2d(192, 384, kernel_size=3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(384, 256, kernel_size=3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(256, 256, kernel_size=3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Dropout(dropout),
+        nn.Linear(256 * 4 * 4, 1024),
+        nn.ReLU(inplace=True),
+        nn.Dropout(dropout),
+        nn.Linear(1024, 1024),
+        nn.ReLU(inplace=True),
+        nn.Linear(1024, num_classes),
+    )
+
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "mlp": mlp,
+    "small_cnn": small_cnn,
+    "alexnet_cifar": alexnet_cifar,
+    "vgg11_cifar": vgg11_cifar,
+    "vgg16_cifar": vgg16_cifar,
+    "resnet18_cifar": resnet18_cifar,
+}
 
 
 def register_model(name: str, builder: Callable[..., nn.Module]) -> None:

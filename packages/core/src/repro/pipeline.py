@@ -57,9 +57,9 @@ def train_input(paper: str, scale: str, experiment: str) -> str:
     return data_file(get_workload(get_paper(paper).experiment(scale, experiment).workload).dataset)
 
 
-def train_cmd(paper: str, scale: str, experiment: str, method: str, seed: int | str) -> str:
+def train_cmd(paper: str, scale: str, experiment: str, method: str, seed: int | str, threads: int | str) -> str:
     return (f"repro run {paper} --scale {scale} --experiment {experiment} --method {method} --seed {seed}"
-            " --no-progress")
+            f" --threads {threads} --no-progress")
 
 
 def trial_file(paper: str, scale: str, experiment: str, method: str, seed: int | str) -> str:
@@ -127,7 +127,7 @@ def stages(config: dict[str, Any]) -> list[Stage]:
                 for seed in seeds:
                     out.append(Stage(
                         f"train_{paper}_{scale}_{exp.name}_{method}_seed{seed}",
-                        train_cmd(paper, scale, exp.name, method, seed),
+                        train_cmd(paper, scale, exp.name, method, seed, config["threads_per_trial"]),
                         deps=[train_input(paper, scale, exp.name), package_source(paper)],
                         outs=[trial_file(paper, scale, exp.name, method, seed)],
                     ))

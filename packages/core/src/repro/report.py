@@ -25,8 +25,9 @@ from repro.figures import plot_comparison
 from repro.files import read_json_number, write_json, write_text
 from repro.stats import format_ci, mean_ci
 
-VERDICT_MARK = {"reproduced": "✅ reproduced", "not reproduced": "❌ not reproduced",
-                "inconclusive": "❔ inconclusive", "not run": "⏸ not run"}
+# Glyphs every common font has (emoji fonts are often missing on servers and in CI browsers).
+VERDICT_MARK = {"reproduced": "✔ reproduced", "not reproduced": "✘ not reproduced",
+                "inconclusive": "? inconclusive", "not run": "– not run"}
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;

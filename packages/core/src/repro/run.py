@@ -193,6 +193,7 @@ def run_trial(paper_slug: str, experiment: str, method: str, seed: int, scale: s
     tags = {
         "paper": paper_slug, "experiment": experiment, "method": method, "scale": scale,
         "seed": str(seed), "dataset_sha256": data.sha256, "device": environment.device_name(device),
+        "torch_threads": str(torch.get_num_threads()),
         **environment.git_state(),
         **{f"version.{k}": v for k, v in environment.package_versions().items()},
     }

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from repro.errors import ReproError, unknown
 from repro.run import RunContext
+from repro.workloads import augment_batch
 
 
 @dataclass
@@ -175,6 +176,8 @@ class Trainer:
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
             x, y = x_all[idx], y_all[idx]
+            if ctx.workload.augment:  # training batches only; default off
+                x = augment_batch(ctx.workload.augment, x, ctx.generator)
             for hook in self.hooks:
                 x, y = hook.select_batch(s, x, y)
             if len(x) == 0:  # a selection hook may drop a whole batch
