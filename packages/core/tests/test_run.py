@@ -148,3 +148,19 @@ def test_summarise_time_to_target(make_ctx):
     ctx.history[1]["test_rmse"] = 0.11
     s = summarise(ctx)
     assert s["reached_target"] == 0.0 and math.isnan(s["time_to_target_s"])
+
+
+@pytest.mark.parametrize(("metrics", "target"), [
+    (("test_accuracy",), 95.0),   # a percentage where a fraction is meant
+    (("test_accuracy",), -0.1),
+    (("test_rmse",), -1.0),
+    (("test_r2",), 1.5),
+    (("test_rmse",), float("nan")),
+])
+def test_a_target_the_metric_cannot_express_is_refused(metrics, target):
+    from repro.workloads import Workload, register_workload
+
+    bad = Workload(name="bad_target", dataset="digits", model="mlp", model_kwargs={"sizes": [64, 10]},
+                   loss="cross_entropy", metrics=metrics, target=target)
+    with pytest.raises(ReproError, match=r"bad_target.*target"):
+        register_workload(bad)

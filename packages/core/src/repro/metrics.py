@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
-from repro.errors import unknown
+from repro.errors import ReproError, unknown
 
 
 def rmse(pred: torch.Tensor, target: torch.Tensor) -> float:
@@ -43,6 +44,24 @@ METRICS: dict[str, tuple[Callable[[torch.Tensor, torch.Tensor], float], bool]] =
     "accuracy": (accuracy, True),
     "cross_entropy": (cross_entropy, False),
 }
+
+
+# The values each metric can take: a target outside its range could never be reached.
+RANGES: dict[str, tuple[float, float]] = {
+    "rmse": (0.0, math.inf),
+    "mse": (0.0, math.inf),
+    "cross_entropy": (0.0, math.inf),
+    "accuracy": (0.0, 1.0),
+    "r2": (-math.inf, 1.0),
+}
+
+
+def check_target(metric: str, target: float, where: str) -> None:
+    base = metric.removeprefix("test_").removeprefix("train_")
+    lo, hi = RANGES[base]
+    if not (math.isfinite(target) and lo <= target <= hi):
+        raise ReproError(f"{where}: target {target!r} for {metric} is outside what the metric can take "
+                         f"([{lo}, {hi}]{'; accuracy is a fraction, e.g. 0.95 not 95' if base == 'accuracy' else ''})")
 
 
 def higher_is_better(name: str) -> bool:

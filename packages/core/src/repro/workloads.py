@@ -124,6 +124,7 @@ def register_workload(workload: Workload) -> Workload:
         M.higher_is_better(m)
     if workload.loss not in M.LOSSES:
         raise unknown(f"loss of workload {workload.name!r}", workload.loss, M.LOSSES)
+    M.check_target(workload.quality_metric, workload.target, f"workload {workload.name!r}")
     if workload.name in _REGISTRY and _REGISTRY[workload.name] != workload:
         raise ReproError(f"workload {workload.name!r} is registered twice with different settings")
     _REGISTRY[workload.name] = workload
