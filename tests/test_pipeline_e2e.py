@@ -38,7 +38,9 @@ def _mlflow_runs(project: Path, experiment: str):
 @pytest.mark.slow
 def test_snakemake_then_dvc_reproduce_and_track(project_copy: Path):
     project = project_copy
-    _set_params(project, **{"seeds.smoke": SEEDS})
+    # The pipeline machinery is what is under test here, so one paper keeps it to minutes;
+    # every paper's own methods are covered by tests/test_papers_generic.py.
+    _set_params(project, **{"seeds.smoke": SEEDS, "papers": ["enkf"]})
     run(["repro", "pipeline", "dvc"], project)
 
     # --- Snakemake: the whole DAG from nothing, 2 parallel jobs on a fresh MLflow store ----------
