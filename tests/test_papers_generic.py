@@ -8,7 +8,8 @@ import math
 import pytest
 import torch
 
-from repro.datasets import prepare
+from repro.datasets import get_dataset, prepare
+from repro.datasets.downloaded import mirror_dir
 from repro.registry import get_paper, papers
 from repro.run import build_context, summarise
 from repro.workloads import get_workload
@@ -28,7 +29,19 @@ class Interrupted(Exception):
 
 @pytest.fixture
 def project(tmp_path, monkeypatch):
-    (tmp_path / "params.yaml").write_text("scale: smoke\n")
+    """A temp project with the real config; the data mirror made absolute so it still resolves."""
+    import shutil
+
+    import yaml
+
+    from conftest import MIRROR, ROOT
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data_mirror"] = str(MIRROR)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    schema = tmp_path / "workflow" / "schemas" / "config.schema.yaml"
+    schema.parent.mkdir(parents=True)
+    shutil.copyfile(ROOT / "workflow" / "schemas" / "config.schema.yaml", schema)
     monkeypatch.setenv("REPRO_ROOT", str(tmp_path))
     monkeypatch.setenv("REPRO_DEVICE", "cpu")
     return tmp_path
@@ -58,7 +71,10 @@ def test_tiny_run_and_resume(project, slug, experiment, method):
     paper = get_paper(slug)
     assert method in paper.tiny_hparams, f"paper {slug!r} declares no tiny_hparams for {method!r}"
     tiny = paper.tiny_hparams[method]
-    prepare(get_workload(paper.experiment("smoke", experiment).workload).dataset)
+    dataset = get_dataset(get_workload(paper.experiment("smoke", experiment).workload).dataset)
+    if dataset.kind == "downloaded" and mirror_dir() is None:
+        pytest.skip(f"{dataset.name} needs a download and no data mirror is configured (offline)")
+    prepare(dataset.name)
 
     straight = _fit(slug, experiment, method, tiny)
     summary = summarise(straight)

@@ -28,7 +28,7 @@ def error_line(err: str) -> str:
 @pytest.mark.parametrize(
     ("argv", "needles"),
     [
-        (["experiments", "nope"], ["unknown paper 'nope'", "valid choices: enkf"]),
+        (["experiments", "nope"], ["unknown paper 'nope'", "valid choices: ", "enkf"]),
         (["evaluate", "nope"], ["unknown paper 'nope'"]),
         (["report", "nope"], ["unknown paper 'nope'"]),
         (["run", "nope", "--experiment", "sine", "--method", "esmda", "--seed", "0"], ["unknown paper 'nope'"]),
@@ -83,7 +83,8 @@ def test_argparse_errors_exit_2(capsys):
 
 def test_listing_commands(project, capsys):
     code, out, _ = run_cli(capsys, ["papers"])
-    assert code == 0 and out.startswith("enkf ") and "arXiv 2010.02626" in out
+    assert code == 0
+    assert any(line.startswith("enkf ") and "arXiv 2010.02626" in line for line in out.splitlines())
     code, out, _ = run_cli(capsys, ["experiments", "enkf", "--scale", "smoke"])
     assert code == 0
     assert "[smoke] sine: workload sine; methods: esmda, enkf, gd_equal_budget, gd_converged" in out

@@ -132,6 +132,19 @@ def cmd_pipeline_stages(args: argparse.Namespace) -> None:
         print(json.dumps(asdict(s)) if args.json else f"{s.name}: {s.cmd}")
 
 
+def cmd_bench(args: argparse.Namespace) -> None:
+    from repro.bench import RATIOS, bench_paper, parse_shapes
+
+    try:
+        ratios = [float(r) for r in args.ratios.split(",")] if args.ratios else list(RATIOS)
+    except ValueError:
+        raise ReproError(f"--ratios: expected comma-separated numbers, got {args.ratios!r}") from None
+    shapes = parse_shapes(args.shapes) if args.shapes else None
+    doc, js, md = bench_paper(args.paper, Path(args.out) if args.out else None, args.device, shapes, ratios)
+    print(md.read_text(), end="")
+    print(f"wrote {js} and {md}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="repro",
@@ -180,6 +193,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("index", help="write reports/index.md and index.html across the configured papers")
     p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("bench", help="time a paper's registered kernels against the dense product "
+                                     "(CUDA; on CPU the reference paths at small shapes)")
+    p.add_argument("paper")
+    p.add_argument("--out", help="output prefix, writes <out>.json and <out>.md "
+                                 "(default: packages/<paper>/benchmarks/results/<paper>-<device>)")
+    p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
+    p.add_argument("--shapes", help="comma-separated MxNxK problem sizes (default: by device)")
+    p.add_argument("--ratios", help="comma-separated keep ratios (default: 0.3,0.5,0.7,1.0)")
+    p.set_defaults(func=cmd_bench)
 
     pipe = sub.add_parser("pipeline", help="the DAG shared by Snakemake and DVC")
     psub = pipe.add_subparsers(dest="pipeline_command", required=True, metavar="ACTION")

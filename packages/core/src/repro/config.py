@@ -31,7 +31,10 @@ def _format_error(err: jsonschema.ValidationError) -> str:
 
 def validate(config: dict[str, Any]) -> dict[str, Any]:
     """Validate against the schema (filling defaults) and check names against the registries."""
-    schema = yaml.safe_load(schema_path().read_text())
+    try:
+        schema = yaml.safe_load(schema_path().read_text())
+    except FileNotFoundError:
+        raise ReproError(f"config schema {schema_path()} is missing; is this a project checkout?") from None
     config = copy.deepcopy(config)
     _fill_defaults(config, schema)
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(config), key=str)

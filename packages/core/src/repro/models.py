@@ -125,6 +125,50 @@ def alexnet_cifar(num_classes: int = 10, dropout: float = 0.5) -> nn.Module:
     )
 
 
+class _WideBasic(nn.Module):
+    """Pre-activation wide residual block (BN-ReLU-conv3x3-[dropout]-BN-ReLU-conv3x3 + shortcut)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, dropout: float) -> None:
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(c_in)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=1, padding=1, bias=False)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, stride=stride, padding=1, bias=False)
+        self.shortcut = (nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False)
+                         if stride != 1 or c_in != c_out else nn.Identity())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv1(torch.relu(self.bn1(x)))
+        out = self.conv2(torch.relu(self.bn2(self.dropout(out))))
+        return out + self.shortcut(x)
+
+
+def wide_resnet_cifar(depth: int = 28, widen: int = 10, num_classes: int = 10, dropout: float = 0.0,
+                      in_channels: int = 3) -> nn.Module:
+    """Wide ResNet WRN-depth-widen for 32x32 inputs (Zagoruyko & Komodakis 2016), the layout of the
+    ``wide-resnet.pytorch`` code used by Adelman et al.: 3x3 stem conv (16 channels), three groups
+    of (depth-4)/6 pre-activation blocks with 16k/32k/64k channels (strides 1, 2, 2), BN-ReLU,
+    8x8 average pool, linear head. Convs have no bias (the reference code's convs do; BN follows)."""
+    if (depth - 4) % 6 or depth < 10 or widen < 1:
+        raise ReproError(f"wide_resnet_cifar: depth must be 6n+4 >= 10 and widen >= 1, got {depth}, {widen}")
+    n = (depth - 4) // 6
+    widths = [16, 16 * widen, 32 * widen, 64 * widen]
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False)]
+    c_in = widths[0]
+    for g, stride in enumerate((1, 2, 2)):
+        for i in range(n):
+            layers.append(_WideBasic(c_in, widths[g + 1], stride if i == 0 else 1, dropout))
+            c_in = widths[g + 1]
+    layers += [nn.BatchNorm2d(c_in), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, num_classes)]
+    return nn.Sequential(*layers)
+
+
+def wrn28_10_cifar(num_classes: int = 10, dropout: float = 0.0) -> nn.Module:
+    """WRN-28-10 for CIFAR (36.5M parameters)."""
+    return wide_resnet_cifar(28, 10, num_classes, dropout)
+
+
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "mlp": mlp,
     "small_cnn": small_cnn,
@@ -132,6 +176,8 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "vgg11_cifar": vgg11_cifar,
     "vgg16_cifar": vgg16_cifar,
     "resnet18_cifar": resnet18_cifar,
+    "wide_resnet_cifar": wide_resnet_cifar,
+    "wrn28_10_cifar": wrn28_10_cifar,
 }
 
 

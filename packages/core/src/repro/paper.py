@@ -6,7 +6,7 @@ copies a training loop, a data loader, a logger or a report writer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,6 +65,9 @@ class Paper:
     # tests (tests/test_papers_generic.py) run every method of every paper with them, including
     # an interrupted-and-resumed run; every method must accept ``checkpoint_every``.
     tiny_hparams: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    # Kernel-bearing packages: a callable returning ``repro.bench.KernelBenchmark`` cases, timed by
+    # ``repro bench <slug>`` against the dense product. None: the paper has no kernels.
+    kernel_benchmarks: Callable[[], Sequence[Any]] | None = None
 
     def __post_init__(self) -> None:
         for scale, exps in self.experiments.items():

@@ -31,13 +31,24 @@ MNIST_SHA256 = {
 
 
 def mirror_dir() -> Path | None:
+    """``$REPRO_DATA_MIRROR`` (must exist), else params.yaml's ``data_mirror`` if it exists."""
     value = os.environ.get(MIRROR_ENV)
-    if not value:
+    if value:
+        path = Path(value).expanduser()
+        if not path.is_dir():
+            raise ReproError(f"{MIRROR_ENV}={value} is not a directory")
+        return path
+    from repro import config, paths
+
+    try:
+        configured = config.load().get("data_mirror")
+    except ReproError:
         return None
-    path = Path(value).expanduser()
-    if not path.is_dir():
-        raise ReproError(f"{MIRROR_ENV}={value} is not a directory")
-    return path
+    if configured:
+        path = (paths.project_root() / configured).expanduser().resolve()
+        if path.is_dir():
+            return path
+    return None
 
 
 def _download_error(url: str, exc: BaseException, what: str) -> ReproError:

@@ -1,0 +1,186 @@
+"""Sampled linear and conv2d as autograd functions.
+
+``mode`` (see ``ApproxConfig``):
+
+* forward: Y = (X[:, idx] * s) W[:, idx]^T — sample input features/channels by
+  ||X[:, i]|| ||W[:, i]||; backprop only through the kept pairs (the gradients of the dropped
+  input columns and weight columns are zero).
+* backward: exact forward. dX = dY W approximated by sampling *output* features/channels
+  (scores ||dY[:, o]|| ||W[o]||); dW = dY^T X approximated by sampling *batch rows* (scores
+  ||dY[b]|| ||X[b]||).
+* both: forward sampling, and the two backward products of the kept pairs sampled as above.
+
+Every product records its performed and dense MACs in a ``MacCounter``. Ratio 1.0 never
+reaches these functions (the wrapper calls the plain ``F.linear`` / ``F.conv2d``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.nn.grad import conv2d_input, conv2d_weight
+
+from repro_approx.configuration_approx import ApproxConfig
+from repro_approx.flops import MacCounter
+from repro_approx.sampling import num_kept, select
+
+
+def _norms(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """L2 norm of every slice of *t* along *dim* (over all other dims)."""
+    return torch.linalg.vector_norm(t.transpose(0, dim).reshape(t.shape[dim], -1), dim=1)
+
+
+def _pick(scores: torch.Tensor, cfg: ApproxConfig) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(idx, scale) or None when k = n (exact)."""
+    n = scores.numel()
+    k = num_kept(n, cfg.ratio, cfg.minimal_k)
+    if k >= n:
+        return None
+    return select(scores, k, cfg.strategy, cfg.eps)
+
+
+def _mm(a: torch.Tensor, b: torch.Tensor, sample: bool, cfg: ApproxConfig, counter: MacCounter,
+        full: int) -> torch.Tensor:
+    """A @ B, sampled over the shared dimension when *sample*; MACs recorded against the dense
+    product of the full layer (*full*: the layer's MACs for this product without any sampling)."""
+    dense = full
+    if not sample:
+        counter.add(a.shape[0] * a.shape[1] * b.shape[1], dense)
+        return a @ b
+    pick = _pick(_norms(a, 1) * _norms(b, 0), cfg) if sample else None
+    if pick is None:
+        counter.add(a.shape[0] * a.shape[1] * b.shape[1], dense)
+        return a @ b
+    idx, scale = pick
+    counter.add(a.shape[0] * idx.numel() * b.shape[1], dense)
+    return (a.index_select(1, idx) * scale.to(a.dtype)) @ b.index_select(0, idx)
+
+
+class ApproxLinearFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                cfg: ApproxConfig, counter: MacCounter) -> torch.Tensor:
+        n, n_in = x.shape
+        n_out = weight.shape[0]
+        idx = scale = None
+        if cfg.mode in ("forward", "both"):
+            pick = _pick(_norms(x, 1) * _norms(weight, 1), cfg)
+            if pick is not None:
+                idx, scale = pick
+        if idx is None:
+            xs, ws = x, weight
+        else:
+            xs = x.index_select(1, idx) * scale.to(x.dtype)
+            ws = weight.index_select(1, idx)
+        out = xs @ ws.t()
+        counter.add(n * xs.shape[1] * n_out, n * n_in * n_out)
+        if bias is not None:
+            out = out + bias
+        ctx.cfg, ctx.counter, ctx.has_bias = cfg, counter, bias is not None
+        ctx.save_for_backward(x, weight, xs, ws, idx if idx is not None else torch.empty(0, dtype=torch.long),
+                              scale if scale is not None else torch.empty(0))
+        ctx.sampled = idx is not None
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor):  # type: ignore[override]
+        x, weight, xs, ws, idx, scale = ctx.saved_tensors
+        cfg, counter = ctx.cfg, ctx.counter
+        bwd = cfg.mode in ("backward", "both")
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            gx_eff = _mm(g, ws, bwd, cfg, counter, x.numel() * weight.shape[0])  # (N, k): sample output features
+            if ctx.sampled:
+                gx = torch.zeros_like(x).index_add_(1, idx, gx_eff * scale.to(gx_eff.dtype))
+            else:
+                gx = gx_eff
+        if ctx.needs_input_grad[1]:
+            gw_eff = _mm(g.t(), xs, bwd, cfg, counter, x.numel() * weight.shape[0])  # (out, k): sample batch rows
+            gw = torch.zeros_like(weight).index_add_(1, idx, gw_eff) if ctx.sampled else gw_eff
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            gb = g.sum(0)
+        return gx, gw, gb, None, None
+
+
+class ApproxConv2dFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                cfg: ApproxConfig, counter: MacCounter, stride: tuple[int, int], padding: tuple[int, int],
+                dilation: tuple[int, int]) -> torch.Tensor:
+        idx = scale = None
+        if cfg.mode in ("forward", "both"):
+            pick = _pick(_norms(x, 1) * _norms(weight, 1), cfg)  # input channels
+            if pick is not None:
+                idx, scale = pick
+        if idx is None:
+            xs, ws = x, weight
+        else:
+            xs = x.index_select(1, idx) * scale.to(x.dtype).view(1, -1, 1, 1)
+            ws = weight.index_select(1, idx)
+        out = F.conv2d(xs, ws, bias, stride, padding, dilation)
+        per_in = out.shape[0] * out.shape[1] * out.shape[2] * out.shape[3] * weight.shape[2] * weight.shape[3]
+        counter.add(per_in * xs.shape[1], per_in * x.shape[1])
+        ctx.cfg, ctx.counter, ctx.has_bias = cfg, counter, bias is not None
+        ctx.conv = (stride, padding, dilation)
+        ctx.sampled = idx is not None
+        ctx.save_for_backward(x, weight, xs, ws, idx if idx is not None else torch.empty(0, dtype=torch.long),
+                              scale if scale is not None else torch.empty(0))
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor):  # type: ignore[override]
+        x, weight, xs, ws, idx, scale = ctx.saved_tensors
+        cfg, counter = ctx.cfg, ctx.counter
+        stride, padding, dilation = ctx.conv
+        bwd = cfg.mode in ("backward", "both")
+        khw = ws.shape[2] * ws.shape[3]
+        gx = gw = gb = None
+        dense = g.numel() * x.shape[1] * khw  # N*Hout*Wout*Cout*Cin*kh*kw: the unsampled layer
+        done = g.numel() * ws.shape[1] * khw  # with the kept input channels only
+        if ctx.needs_input_grad[0]:
+            pick = _pick(_norms(g, 1) * _norms(ws, 0), cfg) if bwd else None  # output channels
+            if pick is None:
+                gx_eff = conv2d_input(xs.shape, ws, g, stride, padding, dilation)
+                counter.add(done, dense)
+            else:
+                o, s = pick
+                gx_eff = conv2d_input(xs.shape, ws.index_select(0, o) * s.to(ws.dtype).view(-1, 1, 1, 1),
+                                      g.index_select(1, o), stride, padding, dilation)
+                counter.add(done // g.shape[1] * o.numel(), dense)
+            if ctx.sampled:
+                gx = torch.zeros_like(x).index_add_(1, idx, gx_eff * scale.to(gx_eff.dtype).view(1, -1, 1, 1))
+            else:
+                gx = gx_eff
+        if ctx.needs_input_grad[1]:
+            pick = _pick(_norms(g, 0) * _norms(xs, 0), cfg) if bwd else None  # batch rows
+            if pick is None:
+                gw_eff = conv2d_weight(xs, ws.shape, g, stride, padding, dilation)
+                counter.add(done, dense)
+            else:
+                b, s = pick
+                gw_eff = conv2d_weight(xs.index_select(0, b) * s.to(xs.dtype).view(-1, 1, 1, 1), ws.shape,
+                                       g.index_select(0, b), stride, padding, dilation)
+                counter.add(done // g.shape[0] * b.numel(), dense)
+            gw = torch.zeros_like(weight).index_add_(1, idx, gw_eff) if ctx.sampled else gw_eff
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            gb = g.sum((0, 2, 3))
+        return gx, gw, gb, None, None, None, None, None
+
+
+def approx_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, cfg: ApproxConfig,
+                  counter: MacCounter | None = None) -> torch.Tensor:
+    """Sampled ``F.linear`` for inputs of any leading shape."""
+    counter = counter if counter is not None else MacCounter()
+    lead = x.shape[:-1]
+    out = ApproxLinearFunction.apply(x.reshape(-1, x.shape[-1]), weight, bias, cfg, counter)
+    return out.reshape(*lead, weight.shape[0])
+
+
+def approx_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, cfg: ApproxConfig,
+                  counter: MacCounter | None = None, stride: tuple[int, int] = (1, 1),
+                  padding: tuple[int, int] = (0, 0), dilation: tuple[int, int] = (1, 1)) -> torch.Tensor:
+    """Sampled ``F.conv2d`` (groups=1, zero padding)."""
+    counter = counter if counter is not None else MacCounter()
+    return ApproxConv2dFunction.apply(x, weight, bias, cfg, counter, tuple(stride), tuple(padding), tuple(dilation))

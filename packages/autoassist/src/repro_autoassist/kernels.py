@@ -1,0 +1,91 @@
+"""Fused selection: per-sample loss + Assistant score + Bernoulli acceptance + stream compaction.
+
+For a batch of n instances with Boss logits ``logits`` (n × C), flattened inputs ``xf`` (n × D),
+labels ``y``, Assistant parameters ``w`` (D), ``u`` (C), floor ``b`` and uniform coins (n):
+
+    loss_i   = logsumexp(logits_i) − logits_i[y_i]          (cross entropy, the Boss's feedback)
+    prob_i   = b + (1 − b)·σ(xf_i · w + u[y_i])             (acceptance probability)
+    accept_i = coin_i < prob_i
+    idx      = indices i with accept_i, in increasing order, packed to the front of an n-vector
+               (the rest −1); count = number accepted, a 0-d device tensor
+
+``fused_select_triton`` does this with two Triton kernels and one device ``cumsum`` of per-block
+counts (no host round trip); ``fused_select_reference`` is the PyTorch reference. The coins are
+inputs so both paths make identical decisions. Triton is imported lazily (module ``_triton_kernels``);
+``TRITON_INTERPRET=1`` set before triton's first import in the process selects Triton's CPU
+interpreter (fp32 only there). No autotuning (fixed block sizes), in particular not in the
+interpreter path. The training pipeline uses ``select_reference`` (it needs the accepted count on
+the host anyway to slice the batch); the kernel is benchmarked on GPU (benchmarks/).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+
+
+def select_reference(xf: torch.Tensor, y: torch.Tensor, w: torch.Tensor, u: torch.Tensor, base_prob: float,
+                     coins: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Accepted indices (increasing) and the acceptance probabilities, PyTorch only."""
+    prob = base_prob + (1.0 - base_prob) * torch.sigmoid(xf @ w + u[y])
+    return (coins < prob).nonzero().squeeze(1), prob
+
+
+def fused_select_reference(logits: torch.Tensor, xf: torch.Tensor, y: torch.Tensor, w: torch.Tensor,
+                           u: torch.Tensor, base_prob: float, coins: torch.Tensor) -> dict[str, torch.Tensor]:
+    n = len(y)
+    losses = torch.logsumexp(logits.float(), dim=1) - logits.float().gather(1, y.view(-1, 1)).squeeze(1)
+    accepted, prob = select_reference(xf.float(), y, w.float(), u.float(), base_prob, coins)
+    idx = torch.full((n,), -1, dtype=torch.int64, device=y.device)
+    idx[: len(accepted)] = accepted
+    return {"losses": losses, "prob": prob, "accept": coins < prob, "idx": idx,
+            "count": torch.tensor(len(accepted), device=y.device)}
+
+
+def triton_available() -> bool:
+    """Whether triton is installed (without importing it: see ``_kernels``)."""
+    import importlib.util
+
+    return importlib.util.find_spec("triton") is not None
+
+
+def interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def _kernels() -> tuple[Any, Any]:
+    """The two kernels. ``triton.jit`` (and triton.language's own helpers) choose the interpreter when
+    triton is first imported, so ``TRITON_INTERPRET=1`` must be set before any import of triton in
+    the process (the tests run the interpreter check in a subprocess for that reason)."""
+    from repro_autoassist import _triton_kernels as mod
+
+    return mod.score_kernel, mod.compact_kernel
+
+
+def fused_select_triton(logits: torch.Tensor, xf: torch.Tensor, y: torch.Tensor, w: torch.Tensor,
+                        u: torch.Tensor, base_prob: float, coins: torch.Tensor,
+                        block_m: int = 64, block_d: int = 64) -> dict[str, torch.Tensor]:
+    """The fused Triton path; same outputs as ``fused_select_reference`` (fp32)."""
+    import triton
+
+    score_kernel, compact_kernel = _kernels()
+    n, D = xf.shape
+    C = logits.shape[1]
+    dev = y.device
+    logits, xf = logits.float().contiguous(), xf.float().contiguous()
+    w, u, coins = w.float().contiguous(), u.float().contiguous(), coins.float().contiguous()
+    y = y.contiguous()
+    nblocks = triton.cdiv(n, block_m)
+    losses = torch.empty(n, dtype=torch.float32, device=dev)
+    prob = torch.empty(n, dtype=torch.float32, device=dev)
+    accept = torch.empty(n, dtype=torch.int32, device=dev)
+    counts = torch.empty(nblocks, dtype=torch.int32, device=dev)
+    idx = torch.full((n,), -1, dtype=torch.int64, device=dev)
+    score_kernel[(nblocks,)](logits, xf, y, w, u, coins, losses, prob, accept, counts, n, D, C, float(base_prob),
+                             BLOCK_M=block_m, BLOCK_D=block_d, BLOCK_C=max(16, triton.next_power_of_2(C)))
+    inclusive = torch.cumsum(counts, 0)
+    offs = (inclusive - counts).to(torch.int32)
+    compact_kernel[(nblocks,)](accept, offs, idx, n, BLOCK_M=block_m)
+    return {"losses": losses, "prob": prob, "accept": accept.bool(), "idx": idx, "count": inclusive[-1]}

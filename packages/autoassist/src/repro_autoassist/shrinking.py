@@ -1,0 +1,282 @@
+"""Instance shrinking in the core Trainer's batch stream, and the Boss/Assistant exchange.
+
+``InstanceShrinking`` is a ``repro.trainer.Hook``: in ``select_batch`` it keeps each instance of
+the Trainer's mini-batch with probability b + (1 − b)·p_i (AutoAssist: p from the Assistant;
+``loss_is``: p from the Boss's own per-sample loss; ``all``: plain SGD keeps everything) and in
+``after_forward`` it reports the back-propagated instances' losses to the Assistant.
+
+Two exchanges between Boss (the training loop) and Assistant:
+
+* ``SyncExchange``: the Assistant learns from each report immediately, in the Boss's thread.
+  Deterministic; the smoke scale uses it (see README "Choices").
+* ``AsyncExchange``: a daemon thread owns the Assistant and trains it from a bounded queue of
+  reports; after each update it publishes a snapshot (w, u) by reference assignment. The Boss only
+  ever ``put_nowait``s (a full queue drops the report, counted) and reads the latest snapshot, so
+  it never waits on the Assistant. If the thread raises, the exchange is marked failed and the
+  Boss falls back to plain sampling (accept everything), recorded as ``assistant_failed = 1`` in
+  ``ctx.extra`` (logged to MLflow with the summary). Which snapshot a step sees depends on thread
+  timing, so async runs are not bit-reproducible.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from repro.trainer import Hook, TrainState
+
+from repro_autoassist.assistant import Assistant, acceptance_prob
+from repro_autoassist.configuration_autoassist import AutoAssistConfig
+from repro_autoassist.kernels import select_reference
+
+
+class SyncExchange:
+    """The Assistant trained in the caller's thread (deterministic)."""
+
+    def __init__(self, assistant: Assistant) -> None:
+        self.assistant = assistant
+        self.failed = False
+        self.error = ""
+        self.dropped = 0
+        self.worker_time_s = 0.0
+
+    def current(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.assistant.w, self.assistant.u
+
+    def report(self, x: torch.Tensor, y: torch.Tensor, losses: torch.Tensor) -> None:
+        if self.failed:
+            return
+        try:
+            self.assistant.learn(x, y, losses)
+        except Exception as exc:  # noqa: BLE001 - any Assistant failure -> plain sampling
+            self.failed, self.error = True, f"{type(exc).__name__}: {exc}"
+
+    def drain(self, timeout: float = 0.0) -> bool:
+        return True
+
+    def close(self) -> None: ...
+
+
+class AsyncExchange:
+    """The Assistant trained by a background thread from a bounded queue; the Boss never blocks."""
+
+    _STOP = object()
+
+    def __init__(self, assistant: Assistant, queue_size: int = 16) -> None:
+        self.assistant = assistant
+        self._published = (assistant.w, assistant.u)
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self.failed = False
+        self.error = ""
+        self.dropped = 0
+        self.worker_time_s = 0.0
+        self._thread = threading.Thread(target=self._work, name="autoassist-assistant", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is self._STOP:
+                    return
+                if self.failed:
+                    continue
+                t0 = time.perf_counter()
+                try:
+                    self.assistant.learn(*item)
+                    self._published = (self.assistant.w, self.assistant.u)
+                except Exception as exc:  # noqa: BLE001 - recorded; the Boss falls back
+                    self.failed, self.error = True, f"{type(exc).__name__}: {exc}"
+                self.worker_time_s += time.perf_counter() - t0
+            finally:
+                self._queue.task_done()
+
+    def current(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._published
+
+    def report(self, x: torch.Tensor, y: torch.Tensor, losses: torch.Tensor) -> None:
+        if self.failed:
+            return
+        if not self._thread.is_alive():
+            self.failed, self.error = True, self.error or "assistant thread is not running"
+            return
+        try:
+            self._queue.put_nowait((x.detach(), y.detach(), losses.detach()))
+        except queue.Full:
+            self.dropped += 1
+
+    def drain(self, timeout: float = 60.0) -> bool:
+        """Wait (at most *timeout* s) until every queued report is processed; only for checkpoints."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks and time.monotonic() < deadline and self._thread.is_alive():
+            time.sleep(0.001)
+        return not self._queue.unfinished_tasks
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            try:
+                self._queue.put(self._STOP, timeout=1.0)
+            except queue.Full:
+                pass
+            self._thread.join(timeout=5.0)
+
+
+class InstanceShrinking(Hook):
+    """Batch selection for ``all`` / ``loss_is`` / ``autoassist``; records the instance counts.
+
+    Adds to each evaluation row ``instances_backpropagated`` (cumulative) and, at fit end, to
+    ``ctx.extra``: instances_backpropagated, instances_to_target (first evaluation reaching the
+    workload's target; NaN if never), backprop_epochs_to_target (that / training-set size),
+    acceptance_rate, empty_batches, assistant_overhead_frac (Boss-side Assistant time / Boss step
+    time), assistant_worker_time_s, reports_dropped, assistant_failed (0/1).
+    """
+
+    def __init__(self, cfg: AutoAssistConfig, exchange_factory: Any = None) -> None:
+        self.cfg = cfg
+        self.exchange_factory = exchange_factory  # tests inject failing / slow assistants
+        self.exchange: SyncExchange | AsyncExchange | None = None
+        self.gen: torch.Generator | None = None
+        self._pending: dict[str, Any] | None = None
+        self.candidates = 0
+        self.backprop = 0
+        self.empty_batches = 0
+        self.fallback_batches = 0
+        self.assist_time_s = 0.0
+        self.step_time_s = 0.0
+        self._t_step = 0.0
+        self._failed_before = False
+
+    # -- set-up (fit_start does not run on resume, so everything is lazy) --
+    def _ensure(self, state: TrainState) -> None:
+        if self.gen is not None:
+            return
+        ctx = state.ctx
+        self.gen = torch.Generator().manual_seed(ctx.seed + self.cfg.assistant_seed_offset)
+        if self.cfg.selection == "autoassist":
+            dim = ctx.data.x_train[:1].reshape(1, -1).shape[1]
+            classes = int(ctx.workload.model_kwargs.get("num_classes") or getattr(ctx.data, "num_classes", 0)
+                          or int(ctx.data.y_train.max()) + 1)
+            assistant = Assistant.create(dim, classes, self.gen, ctx.device, lr=self.cfg.assistant_lr,
+                                         l2=self.cfg.assistant_l2, alpha=self.cfg.ema)
+            if self._pending is not None:
+                assistant.load_state_dict(self._pending["assistant"])
+            if self.exchange_factory is not None:
+                self.exchange = self.exchange_factory(assistant)
+            elif self.cfg.mode == "async":
+                self.exchange = AsyncExchange(assistant, self.cfg.queue_size)
+            else:
+                self.exchange = SyncExchange(assistant)
+        if self._pending is not None:
+            self.gen.set_state(self._pending["gen"])
+            self._pending = None
+
+    def fit_start(self, state: TrainState) -> None:
+        self._ensure(state)
+
+    def epoch_start(self, state: TrainState) -> None:
+        self._ensure(state)
+
+    # -- the Boss's step --
+    def select_batch(self, state: TrainState, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self._ensure(state)
+        self._t_step = time.perf_counter()
+        n = len(x)
+        self.candidates += n
+        sel = self.cfg.selection
+        if sel == "all" or n == 0:
+            return x, y
+        t0 = time.perf_counter()
+        coins = torch.rand(n, generator=self.gen).to(x.device)
+        if sel == "loss_is":
+            model = state.model
+            was_training = model.training
+            model.eval()
+            with torch.no_grad():
+                losses = F.cross_entropy(model(x), y, reduction="none")
+            model.train(was_training)
+            state.ctx.count_forward(n)
+            p = losses / losses.max().clamp_min(1e-12)
+            keep = coins < acceptance_prob(p, self.cfg.base_prob)
+            idx = keep.nonzero().squeeze(1)
+        else:
+            assert self.exchange is not None
+            if self.exchange.failed:  # fall back to plain sampling, recorded at fit end
+                self.fallback_batches += 1
+                state.ctx.extra["assistant_failed"] = 1.0
+                self.assist_time_s += time.perf_counter() - t0
+                return x, y
+            w, u = self.exchange.current()
+            idx, _ = select_reference(x.reshape(n, -1).float(), y, w, u, self.cfg.base_prob, coins)
+        self.assist_time_s += time.perf_counter() - t0
+        if len(idx) == 0:
+            self.empty_batches += 1  # the Trainer skips an empty batch
+            return x[:0], y[:0]
+        return x[idx], y[idx]
+
+    def after_forward(self, state: TrainState) -> None:
+        assert state.y is not None and state.outputs is not None
+        self.backprop += len(state.y)
+        if self.cfg.selection != "autoassist" or self.exchange is None or self.exchange.failed:
+            return
+        t0 = time.perf_counter()
+        losses = F.cross_entropy(state.outputs.detach(), state.y, reduction="none")
+        assert state.x is not None
+        self.exchange.report(state.x.reshape(len(state.x), -1), state.y, losses)
+        self.assist_time_s += time.perf_counter() - t0
+
+    def after_optimizer_step(self, state: TrainState) -> None:
+        self.step_time_s += time.perf_counter() - self._t_step
+
+    def epoch_end(self, state: TrainState) -> None:
+        if state.evaluated and state.ctx.history:
+            state.ctx.history[-1]["instances_backpropagated"] = float(self.backprop)
+        if self.exchange is not None and self.exchange.failed:
+            state.ctx.extra["assistant_failed"] = 1.0
+
+    def fit_end(self, state: TrainState) -> None:
+        ctx = state.ctx
+        if self.exchange is not None:
+            self.exchange.close()
+        if ctx.history and "instances_backpropagated" not in ctx.history[-1]:
+            ctx.history[-1]["instances_backpropagated"] = float(self.backprop)
+        wl = ctx.workload
+        hit = next((r for r in ctx.history if wl.reached(r[wl.quality_metric])), None)
+        to_target = hit.get("instances_backpropagated", math.nan) if hit else math.nan
+        n_train = len(ctx.data.x_train)
+        failed = self.exchange is not None and self.exchange.failed
+        ctx.extra.update(
+            instances_backpropagated=float(self.backprop),
+            instances_to_target=float(to_target),
+            backprop_epochs_to_target=float(to_target) / n_train,
+            acceptance_rate=self.backprop / max(self.candidates, 1),
+            empty_batches=float(self.empty_batches),
+            assistant_overhead_frac=self.assist_time_s / self.step_time_s if self.step_time_s > 0 else 0.0,
+            assistant_worker_time_s=float(self.exchange.worker_time_s) if self.exchange else 0.0,
+            reports_dropped=float(self.exchange.dropped) if self.exchange else 0.0,
+            assistant_failed=1.0 if failed else 0.0,
+            fallback_batches=float(self.fallback_batches),
+        )
+
+    # -- checkpoints --
+    def state_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "gen": self.gen.get_state() if self.gen is not None else None,
+            "counts": [self.candidates, self.backprop, self.empty_batches, self.fallback_batches],
+            "times": [self.assist_time_s, self.step_time_s],
+        }
+        if self.exchange is not None:
+            self.exchange.drain()  # async: the snapshot must include every report made so far
+            out["assistant"] = self.exchange.assistant.state_dict()
+        return out
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.candidates, self.backprop, self.empty_batches, self.fallback_batches = (int(v) for v in state["counts"])
+        self.assist_time_s, self.step_time_s = (float(v) for v in state["times"])
+        if state.get("gen") is not None:
+            self._pending = {"gen": state["gen"], "assistant": state.get("assistant")}
