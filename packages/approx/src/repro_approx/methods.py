@@ -22,7 +22,7 @@ import torch
 
 from repro.errors import ReproError, unknown
 from repro.run import RunContext
-from repro.trainer import GD_KEYS, Hook, TrainState, gradient_descent, validate_gradient_hparams
+from repro.trainer import Hook, TrainState, gradient_descent, split_gradient_hparams
 
 from repro_approx.configuration_approx import APPROX_KEYS, ApproxConfig
 from repro_approx.flops import MacCounter
@@ -57,11 +57,7 @@ class ApproxHook(Hook):
 
 
 def _split(hparams: dict[str, Any]) -> tuple[dict[str, Any], ApproxConfig, dict[str, Any]]:
-    for key in hparams:
-        if key not in GD_KEYS | APPROX_KEYS | EXTRA_KEYS:
-            raise unknown("approx hyper-parameter", key, sorted(GD_KEYS | APPROX_KEYS | EXTRA_KEYS))
-    gd = {k: v for k, v in hparams.items() if k in GD_KEYS}
-    validate_gradient_hparams(gd)
+    gd = split_gradient_hparams(hparams, APPROX_KEYS | EXTRA_KEYS, "approx")
     extra = {k: hparams[k] for k in EXTRA_KEYS if k in hparams}
     sub = extra.get("train_subset")
     if sub is not None and (isinstance(sub, bool) or not isinstance(sub, int) or sub < 1):

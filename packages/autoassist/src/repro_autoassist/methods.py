@@ -9,20 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from repro.errors import unknown
 from repro.run import RunContext
-from repro.trainer import GD_KEYS, gradient_descent, validate_gradient_hparams
+from repro.trainer import gradient_descent, split_gradient_hparams
 
 from repro_autoassist.configuration_autoassist import AA_KEYS, AutoAssistConfig
 from repro_autoassist.shrinking import InstanceShrinking
 
 
 def _split(hparams: dict[str, Any]) -> tuple[dict[str, Any], AutoAssistConfig]:
-    for key in hparams:
-        if key not in GD_KEYS and key not in AA_KEYS:
-            raise unknown("AutoAssist hyper-parameter", key, sorted(GD_KEYS | AA_KEYS))
-    gd = {k: v for k, v in hparams.items() if k in GD_KEYS}
-    validate_gradient_hparams(gd)
+    gd = split_gradient_hparams(hparams, AA_KEYS, "AutoAssist")
     return gd, AutoAssistConfig.from_hparams(hparams)
 
 

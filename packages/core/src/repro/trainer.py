@@ -286,3 +286,16 @@ def validate_gradient_hparams(hparams: dict[str, Any]) -> None:
     for key in ("epochs", "batch_size", "eval_every", "plateau_patience"):
         if key in hparams and (not isinstance(hparams[key], int) or hparams[key] < 1):
             raise ReproError(f"hyper-parameter {key!r} must be an integer >= 1, got {hparams[key]!r}")
+
+
+def split_gradient_hparams(hparams: dict[str, Any], own_keys: set[str], owner: str) -> dict[str, Any]:
+    """For methods built on ``gradient_descent``: reject keys that are neither the core's
+    gradient-descent keys nor *own_keys* (naming *owner* and the valid choices), validate the
+    gradient-descent ones and return them."""
+    valid = GD_KEYS | set(own_keys)
+    for key in hparams:
+        if key not in valid:
+            raise unknown(f"{owner} hyper-parameter", key, valid)
+    gd = {k: v for k, v in hparams.items() if k in GD_KEYS}
+    validate_gradient_hparams(gd)
+    return gd

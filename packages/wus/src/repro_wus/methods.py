@@ -9,20 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from repro.errors import unknown
 from repro.run import RunContext
-from repro.trainer import GD_KEYS, gradient_descent, validate_gradient_hparams
+from repro.trainer import gradient_descent, split_gradient_hparams
 
 from repro_wus.configuration_wus import WUS_KEYS, WUSConfig
 from repro_wus.wus import WeightUpdateSkipping
 
 
 def _split(hparams: dict[str, Any]) -> tuple[dict[str, Any], WUSConfig]:
-    for key in hparams:
-        if key not in GD_KEYS and key not in WUS_KEYS:
-            raise unknown("WUS hyper-parameter", key, sorted(GD_KEYS | WUS_KEYS))
-    gd = {k: v for k, v in hparams.items() if k in GD_KEYS}
-    validate_gradient_hparams(gd)
+    gd = split_gradient_hparams(hparams, WUS_KEYS, "WUS")
     return gd, WUSConfig.from_hparams(hparams)
 
 
