@@ -1,4 +1,5 @@
 # Config validation and the helpers every rule uses. The JSON schema fills defaults; the core then
+# converts nested --config strings (Snakemake keeps `seeds='{smoke: 10}'` values as strings) and
 # checks paper names against the installed packages, so both drivers reject bad config alike.
 from snakemake.utils import validate
 
@@ -6,6 +7,7 @@ from repro import config as repro_config
 from repro import pipeline
 
 
+config.update(repro_config.coerce(dict(config), repro_config.schema()))
 validate(config, "../schemas/config.schema.yaml")
 config.update(repro_config.validate(config))
 

@@ -4,8 +4,9 @@ rule prepare_data:
         data="data/prepared/{dataset}.pt",
         checksum="data/prepared/{dataset}.pt.sha256",
     params:
-        dataset_params=lambda wc: config["datasets"].get(wc.dataset, {}),
+        # the dataset's parameters and the mirror, from the effective config (re-run on change)
+        cmd=lambda wc: pipeline.prepare_cmd(wc.dataset, config),
     log:
         "logs/prepare_data/{dataset}.log",
     shell:
-        "repro data prepare {wildcards.dataset} > {log} 2>&1"
+        "{params.cmd} > {log} 2>&1"

@@ -12,21 +12,23 @@ rule report:
             labels=lambda wc: {"paper": wc.paper},
         ),
     params:
-        scale=SCALE,
+        cmd=lambda wc: pipeline.report_cmd(wc.paper, config),
     log:
         "logs/report/{paper}.log",
     shell:
-        "repro report {wildcards.paper} --scale {params.scale} > {log} 2>&1"
+        "{params.cmd} > {log} 2>&1"
 
 
 rule index:
-    """reports/index.{html,md}: every configured paper and its verdicts."""
+    """reports/index.{html,md}: exactly the selected papers and their current verdicts."""
     input:
         reports=[pipeline.report_dir(p) for p in config["papers"]],
     output:
         html=report("reports/index.html", caption="../report/index.rst", category="Index"),
         md="reports/index.md",
+    params:
+        cmd=pipeline.index_cmd(config),
     log:
         "logs/index.log",
     shell:
-        "repro index > {log} 2>&1"
+        "{params.cmd} > {log} 2>&1"

@@ -5,9 +5,10 @@ rule train:
     output:
         result="results/{paper}/{scale}/{experiment}/{method}/seed{seed}.json",
     params:
-        # workload + hyper-parameters: a change re-runs the trial (Snakemake's params trigger)
+        # workload + hyper-parameters + content hash of the core's and the paper's source:
+        # a change re-runs the trial (Snakemake's params trigger)
         signature=lambda wc: pipeline.trial_signature(wc.paper, wc.scale, wc.experiment, wc.method),
-        threads=config["threads_per_trial"],
+        cmd=lambda wc: pipeline.train_cmd(wc.paper, wc.scale, wc.experiment, wc.method, wc.seed, config),
     log:
         "logs/train/{paper}/{scale}/{experiment}/{method}/seed{seed}.log",
     wildcard_constraints:
@@ -16,8 +17,7 @@ rule train:
     resources:
         gpu=lambda wc: 1 if wc.scale == "paper" else 0,
     shell:
-        "repro run {wildcards.paper} --scale {wildcards.scale} --experiment {wildcards.experiment}"
-        " --method {wildcards.method} --seed {wildcards.seed} --threads {params.threads} --no-progress > {log} 2>&1"
+        "{params.cmd} > {log} 2>&1"
 
 
 rule evaluate:
@@ -27,7 +27,9 @@ rule evaluate:
     output:
         claims="results/{paper}/{scale}/claims.json",
         metrics="results/{paper}/{scale}/metrics.json",
+    params:
+        cmd=lambda wc: pipeline.evaluate_cmd(wc.paper, config),
     log:
         "logs/evaluate/{paper}/{scale}.log",
     shell:
-        "repro evaluate {wildcards.paper} --scale {wildcards.scale} > {log} 2>&1"
+        "{params.cmd} > {log} 2>&1"

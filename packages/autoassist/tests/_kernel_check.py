@@ -1,8 +1,12 @@
 """Run by test_autoassist.py in a subprocess with TRITON_INTERPRET=1 (set before triton is imported):
-the fused Triton selection kernel under the CPU interpreter vs the PyTorch reference, fp32."""
+the fused Triton selection kernel under the CPU interpreter vs the PyTorch reference, fp32; and on
+the golden candidate stream of ``golden_reference.json`` (the reference sampler's accept decisions,
+see ``_golden_reference.py``) so the kernel path is tied to the reference code too."""
 
+import json
 import os
 import sys
+from pathlib import Path
 
 assert os.environ.get("TRITON_INTERPRET") == "1", "run with TRITON_INTERPRET=1"
 
@@ -27,6 +31,16 @@ def main() -> int:
         assert torch.equal(got["accept"], ref["accept"]), (n, "accept")
         assert int(got["count"]) == int(ref["count"]) and torch.equal(got["idx"], ref["idx"]), (n, "idx")
         print(f"ok n={n} d={d} c={c} accepted={int(ref['count'])}")
+    stream = json.loads(Path(__file__).with_name("golden_reference.json").read_text())["stream"]
+    order = torch.tensor(stream["order"])
+    xf, y = torch.tensor(stream["x"])[order], torch.tensor(stream["y"])[order]
+    w, u, coins = torch.tensor(stream["w"]), torch.tensor(stream["u"]), torch.tensor(stream["coins"])
+    logits = torch.zeros(len(y), len(u))
+    got = fused_select_triton(logits, xf, y, w, u, stream["base_prob"], coins, block_m=16, block_d=32)
+    accepted = got["idx"][: int(got["count"])].tolist()
+    assert accepted == stream["expected"]["accepted_positions"], "golden accept"
+    assert torch.allclose(got["prob"], torch.tensor(stream["expected"]["accept_prob"])[order], atol=1e-6), "golden prob"
+    print(f"ok golden reference stream n={len(y)} accepted={len(accepted)}")
     return 0
 
 

@@ -12,6 +12,12 @@
 
 Every product records its performed and dense MACs in a ``MacCounter``. Ratio 1.0 never
 reaches these functions (the wrapper calls the plain ``F.linear`` / ``F.conv2d``).
+
+An empty kept set (Bernoulli-CRS can keep no pair) gives the empty sum, exactly zero, on every
+path: the forward output is the bias alone, the gradient of a product sampled to nothing is zero
+(and costs no MACs); the bias gradient stays exact. ``F.conv2d`` / ``conv2d_input`` /
+``conv2d_weight`` cannot take zero channels or zero batch rows, so the conv paths build those
+zeros themselves.
 """
 
 from __future__ import annotations
@@ -28,8 +34,15 @@ from repro_approx.sampling import num_kept, select
 
 
 def _norms(t: torch.Tensor, dim: int) -> torch.Tensor:
-    """L2 norm of every slice of *t* along *dim* (over all other dims)."""
-    return torch.linalg.vector_norm(t.transpose(0, dim).reshape(t.shape[dim], -1), dim=1)
+    """L2 norm of every slice of *t* along *dim* (over all other dims; 0 for empty slices)."""
+    return torch.linalg.vector_norm(t.transpose(0, dim).flatten(1), dim=1)
+
+
+def _conv_out_shape(x_shape: torch.Size, w_shape: torch.Size, stride: tuple[int, int], padding: tuple[int, int],
+                    dilation: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Output shape of ``F.conv2d(x, w)`` (groups = 1), also when no input channel is kept."""
+    hw = [(x_shape[2 + d] + 2 * padding[d] - dilation[d] * (w_shape[2 + d] - 1) - 1) // stride[d] + 1 for d in (0, 1)]
+    return x_shape[0], w_shape[0], hw[0], hw[1]
 
 
 def _pick(scores: torch.Tensor, cfg: ApproxConfig) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -46,15 +59,16 @@ def _mm(a: torch.Tensor, b: torch.Tensor, sample: bool, cfg: ApproxConfig, count
     """A @ B, sampled over the shared dimension when *sample*; MACs recorded against the dense
     product of the full layer (*full*: the layer's MACs for this product without any sampling)."""
     dense = full
-    if not sample:
+    if not sample or a.numel() == 0 or b.numel() == 0:  # nothing to sample (e.g. no forward pair kept)
         counter.add(a.shape[0] * a.shape[1] * b.shape[1], dense)
         return a @ b
-    pick = _pick(_norms(a, 1) * _norms(b, 0), cfg) if sample else None
+    pick = _pick(_norms(a, 1) * _norms(b, 0), cfg)
     if pick is None:
         counter.add(a.shape[0] * a.shape[1] * b.shape[1], dense)
         return a @ b
     idx, scale = pick
     counter.add(a.shape[0] * idx.numel() * b.shape[1], dense)
+    # an empty idx gives (N x 0) @ (0 x m) = zeros: the empty sum
     return (a.index_select(1, idx) * scale.to(a.dtype)) @ b.index_select(0, idx)
 
 
@@ -119,7 +133,12 @@ class ApproxConv2dFunction(torch.autograd.Function):
         else:
             xs = x.index_select(1, idx) * scale.to(x.dtype).view(1, -1, 1, 1)
             ws = weight.index_select(1, idx)
-        out = F.conv2d(xs, ws, bias, stride, padding, dilation)
+        if xs.shape[1] == 0:  # no input channel kept: F.conv2d would return zero *output* channels
+            out = x.new_zeros(_conv_out_shape(x.shape, weight.shape, stride, padding, dilation))
+            if bias is not None:
+                out = out + bias.view(1, -1, 1, 1)
+        else:
+            out = F.conv2d(xs, ws, bias, stride, padding, dilation)
         per_in = out.shape[0] * out.shape[1] * out.shape[2] * out.shape[3] * weight.shape[2] * weight.shape[3]
         counter.add(per_in * xs.shape[1], per_in * x.shape[1])
         ctx.cfg, ctx.counter, ctx.has_bias = cfg, counter, bias is not None
@@ -139,30 +158,45 @@ class ApproxConv2dFunction(torch.autograd.Function):
         gx = gw = gb = None
         dense = g.numel() * x.shape[1] * khw  # N*Hout*Wout*Cout*Cin*kh*kw: the unsampled layer
         done = g.numel() * ws.shape[1] * khw  # with the kept input channels only
+        per_out = g.shape[0] * g.shape[2] * g.shape[3] * ws.shape[1] * khw  # MACs per kept output channel
+        per_row = g[0].numel() * ws.shape[1] * khw if g.shape[0] else 0  # MACs per kept batch row
+        empty = ws.shape[1] == 0 or g.numel() == 0  # no input channel kept in forward: nothing to compute
         if ctx.needs_input_grad[0]:
-            pick = _pick(_norms(g, 1) * _norms(ws, 0), cfg) if bwd else None  # output channels
-            if pick is None:
+            pick = _pick(_norms(g, 1) * _norms(ws, 0), cfg) if bwd and not empty else None  # output channels
+            if empty:
+                gx_eff = xs.new_zeros(xs.shape)
+                counter.add(0, dense)
+            elif pick is None:
                 gx_eff = conv2d_input(xs.shape, ws, g, stride, padding, dilation)
                 counter.add(done, dense)
             else:
                 o, s = pick
-                gx_eff = conv2d_input(xs.shape, ws.index_select(0, o) * s.to(ws.dtype).view(-1, 1, 1, 1),
-                                      g.index_select(1, o), stride, padding, dilation)
-                counter.add(done // g.shape[1] * o.numel(), dense)
+                if o.numel() == 0:  # no output channel kept: the empty sum
+                    gx_eff = xs.new_zeros(xs.shape)
+                else:
+                    gx_eff = conv2d_input(xs.shape, ws.index_select(0, o) * s.to(ws.dtype).view(-1, 1, 1, 1),
+                                          g.index_select(1, o), stride, padding, dilation)
+                counter.add(per_out * o.numel(), dense)
             if ctx.sampled:
                 gx = torch.zeros_like(x).index_add_(1, idx, gx_eff * scale.to(gx_eff.dtype).view(1, -1, 1, 1))
             else:
                 gx = gx_eff
         if ctx.needs_input_grad[1]:
-            pick = _pick(_norms(g, 0) * _norms(xs, 0), cfg) if bwd else None  # batch rows
-            if pick is None:
+            pick = _pick(_norms(g, 0) * _norms(xs, 0), cfg) if bwd and not empty else None  # batch rows
+            if empty:
+                gw_eff = ws.new_zeros(ws.shape)
+                counter.add(0, dense)
+            elif pick is None:
                 gw_eff = conv2d_weight(xs, ws.shape, g, stride, padding, dilation)
                 counter.add(done, dense)
             else:
                 b, s = pick
-                gw_eff = conv2d_weight(xs.index_select(0, b) * s.to(xs.dtype).view(-1, 1, 1, 1), ws.shape,
-                                       g.index_select(0, b), stride, padding, dilation)
-                counter.add(done // g.shape[0] * b.numel(), dense)
+                if b.numel() == 0:  # no batch row kept: the empty sum
+                    gw_eff = ws.new_zeros(ws.shape)
+                else:
+                    gw_eff = conv2d_weight(xs.index_select(0, b) * s.to(xs.dtype).view(-1, 1, 1, 1), ws.shape,
+                                           g.index_select(0, b), stride, padding, dilation)
+                counter.add(per_row * b.numel(), dense)
             gw = torch.zeros_like(weight).index_add_(1, idx, gw_eff) if ctx.sampled else gw_eff
         if ctx.has_bias and ctx.needs_input_grad[2]:
             gb = g.sum((0, 2, 3))

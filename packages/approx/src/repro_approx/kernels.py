@@ -10,6 +10,9 @@
   p_i = (1-eps) clamp(k s_i / sum s, 0, 1) + eps k / n, keep = u_i < p_i, scale_i = 1/p_i
   (0 where dropped); the kept indices are then ``nonzero`` (top-k selection uses ``torch.topk``).
 
+An empty kept set (Bernoulli can keep nothing) is the empty sum: ``sampled_gemm`` returns zeros
+(M x N) without launching a kernel, and so does ``sample_and_multiply`` when no pair is kept.
+
 Block sizes are fixed (no ``@triton.autotune``: it needs a GPU driver, and the interpreter
 ``TRITON_INTERPRET=1`` used by the CPU tests cannot run it). ``use_triton()`` decides the path:
 Triton on CUDA tensors or under the interpreter, the reference otherwise. The interpreter is
@@ -21,6 +24,8 @@ from __future__ import annotations
 import os
 
 import torch
+
+from repro_approx.sampling import keep_probabilities, select
 
 try:  # triton is optional (CPU-only installs use the references)
     import triton
@@ -49,12 +54,9 @@ def pair_scores_reference(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def bernoulli_keep_reference(scores: torch.Tensor, k: int, eps: float, u: torch.Tensor) -> torch.Tensor:
-    """Per-index scale: 1/p_i where kept, 0 where dropped."""
-    n = scores.numel()
-    total = scores.float().sum()
-    p = (k * scores.float() / total).clamp(0, 1) if total > 0 else torch.full_like(scores.float(), k / n)
-    p = (1 - eps) * p + eps * k / n
-    return torch.where(u < p, 1.0 / p, torch.zeros_like(p))
+    """Per-index scale: 1/p_i where kept, 0 where dropped (p from ``sampling.keep_probabilities``)."""
+    p = keep_probabilities(scores, k, "bernoulli", eps)
+    return torch.where(u.to(p.device) < p, 1.0 / p, torch.zeros_like(p))
 
 
 # ---- Triton kernels -----------------------------------------------------------------------------
@@ -130,6 +132,8 @@ def sampled_gemm(a: torch.Tensor, b: torch.Tensor, idx: torch.Tensor, scale: tor
     if force_reference or not use_triton(a):
         return sampled_gemm_reference(a, b, idx, scale)
     m, n = a.shape[0], b.shape[1]
+    if idx.numel() == 0 or m == 0 or n == 0:  # nothing kept (the empty sum) or an empty output: no launch
+        return torch.zeros((m, n), device=a.device, dtype=a.dtype)
     c = torch.empty((m, n), device=a.device, dtype=a.dtype)
     idx = idx.to(device=a.device, dtype=torch.int64).contiguous()
     scale = scale.to(device=a.device, dtype=torch.float32).contiguous()
@@ -143,7 +147,7 @@ def sampled_gemm(a: torch.Tensor, b: torch.Tensor, idx: torch.Tensor, scale: tor
 
 def pair_scores(a: torch.Tensor, b: torch.Tensor, force_reference: bool = False) -> torch.Tensor:
     """||A[:, i]|| * ||B[i, :]|| (fp32), fused column/row-norm kernel when available."""
-    if force_reference or not use_triton(a):
+    if force_reference or not use_triton(a) or a.shape[1] == 0:
         return pair_scores_reference(a, b)
     k = a.shape[1]
     out = torch.empty(k, device=a.device, dtype=torch.float32)
@@ -158,7 +162,7 @@ def bernoulli_keep(scores: torch.Tensor, k: int, eps: float, u: torch.Tensor,
     """Per-index scale of the Bernoulli-CRS draw (1/p_i kept, 0 dropped) given uniforms *u*."""
     n = scores.numel()
     total = float(scores.float().sum())
-    if force_reference or not use_triton(scores) or total <= 0:
+    if force_reference or not use_triton(scores) or total <= 0 or n == 0:
         return bernoulli_keep_reference(scores, k, eps, u)
     s = scores.float().contiguous()
     out = torch.empty_like(s)
@@ -170,9 +174,16 @@ def bernoulli_keep(scores: torch.Tensor, k: int, eps: float, u: torch.Tensor,
 
 def sample_and_multiply(a: torch.Tensor, b: torch.Tensor, k: int, strategy: str = "topk", eps: float = 0.1,
                         u: torch.Tensor | None = None, force_reference: bool = False) -> torch.Tensor:
-    """Scores -> selection -> fused sampled GEMM (the whole approximate product)."""
+    """Scores -> selection -> fused sampled GEMM (the whole approximate product).
+
+    k >= n keeps every pair with scale 1 (the exact product, as ``sampling.select``); an empty
+    Bernoulli draw (e.g. ``u`` all ones) gives zeros.
+    """
     s = pair_scores(a, b, force_reference)
-    if strategy == "topk":
+    if k >= s.numel():
+        idx = torch.arange(s.numel(), device=a.device)
+        scale = torch.ones(s.numel(), device=a.device)
+    elif strategy == "topk":
         idx = torch.topk(s, k, sorted=False).indices
         scale = torch.ones(k, device=a.device)
     elif strategy == "bernoulli":
@@ -181,8 +192,6 @@ def sample_and_multiply(a: torch.Tensor, b: torch.Tensor, k: int, strategy: str 
         idx = torch.nonzero(per).flatten()
         scale = per[idx]
     else:
-        from repro_approx.sampling import select
-
         idx, scale = select(s, k, strategy, eps)
     return sampled_gemm(a, b, idx, scale, force_reference)
 

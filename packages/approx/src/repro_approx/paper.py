@@ -6,36 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from repro.claims import load_claims
-from repro.paper import Experiment, Method, Paper
+from repro.paper import Experiment, Paper
 
-from repro_approx import methods
 from repro_approx.kernels import kernel_benchmarks
+from repro_approx.methods import METHODS
 
 HERE = Path(__file__).parent
-
-
-def _m(name: str, description: str, baseline: bool = False) -> Method:
-    return Method(name, methods.fit, description, validate=methods.validate, is_baseline=baseline)
-
-
-METHODS = {
-    "exact": _m("exact", "exact products (ratio 1.0): plain SGD through the same wrapper", baseline=True),
-    "topk70": _m("topk70", "forward sampling, top-k column-row pairs, keep ratio 0.7"),
-    "topk50": _m("topk50", "forward sampling, top-k column-row pairs, keep ratio 0.5"),
-    "topk30": _m("topk30", "forward sampling, top-k column-row pairs, keep ratio 0.3"),
-    "bern50": _m("bern50", "forward sampling, Bernoulli-CRS (unbiased, 1/p scaling), keep ratio 0.5"),
-    "bwd50": _m("bwd50", "backward sampling (exact forward; dX samples output channels, dW batch rows), "
-                         "Bernoulli-CRS, keep ratio 0.5"),
-}
-RATIOS = {"exact": 1.0, "topk70": 0.7, "topk50": 0.5, "topk30": 0.3, "bern50": 0.5, "bwd50": 0.5}
-STRATEGY = {"bern50": "bernoulli", "bwd50": "bernoulli"}
-MODE = {"bwd50": "backward"}
-
-
-def _approx(method: str, **fixed: Any) -> dict[str, Any]:
-    return {"ratio": RATIOS[method], "strategy": STRATEGY.get(method, "topk"), "mode": MODE.get(method, "forward"),
-            **fixed}
-
 
 # Smoke (one CPU thread, full 10k test set evaluated): MLP: SGD lr 0.05 momentum 0.9, batch 128,
 # 5 epochs on a fixed 30k-sample training subset (~5-8 s per trial). CNN: Adam lr 0.01, batch 64,
@@ -64,7 +40,7 @@ SMOKE_METHODS = ("exact", "topk70", "topk50", "topk30", "bern50", "bwd50")
 def _exp(name: str, workload: str, sgd: dict[str, Any], fixed: dict[str, Any], names: tuple[str, ...],
          description: str) -> Experiment:
     return Experiment(name=name, workload=workload, description=description,
-                      methods={m: {**sgd, **_approx(m, **fixed)} for m in names})
+                      methods={m: {**sgd, **fixed} for m in names})
 
 
 PAPER = Paper(

@@ -1,11 +1,17 @@
 """The Assistant: a linear model of "is this instance still worth back-propagating?".
 
-p(keep | x, y) = σ(wᵀ vec(x) + u_y)  (reference code: w ~ 0.001·N(0, 1), u = 0)
+p(keep | x, y) = σ(wᵀ vec(x) + u_y)  (reference code: w ~ 0.001·N(0, 1), u ~ 0.001·N(0, 1))
 P(accept)      = b + (1 − b)·p
 Target         t_i = 1[ℓ_i > loss_mean], loss_mean = S / n̄ with EMAs (factor α) of the batch
                  size n̄ and of the batch loss sum S, updated with each batch the Boss reports.
-Update         logistic-regression SGD: g_i = p_i − t_i;
-                 u_{y_i} −= lr (g_i + λ u_{y_i}) (per instance),  w −= lr (Σ_i g_i x_i + λ w).
+Update         logistic-regression SGD on a reported batch of n instances, with the step size
+                 η = lr / n (the reference divides its learning rate by the batch size):
+                 g_i = p_i − t_i (p from the parameters before the update);
+                 for i = 1..n in order: u_{y_i} −= η (g_i + λ u_{y_i})   (sequential: a class seen
+                 k times is shrunk k times), then w −= η (Σ_i g_i x_i + λ w).
+                 Equivalently w takes the *mean* gradient with step lr and an L2 term λ/n.
+                 (Reference: ``AssistantModelBinary.train_step`` in
+                 ``image_classification/assistant.py`` of zhangjiong724/autoassist-exp.)
 
 Everything here is a pure function of tensors (no threads, no RNG besides an explicit generator).
 """
@@ -40,13 +46,28 @@ def ema_update(n_bar: float, s_bar: float, losses: torch.Tensor, alpha: float) -
 
 def assistant_sgd(w: torch.Tensor, u: torch.Tensor, x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor,
                   lr: float, l2: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """One SGD step of the logistic regression on (x, y) -> targets; returns new (w, u)."""
+    """One SGD step of the logistic regression on (x, y) -> targets; returns new (w, u).
+
+    The step size is ``lr / n`` for a batch of n instances (the reference's rule), applied to the
+    *sum* of the per-instance gradients and to the L2 term. The per-class biases are updated one
+    instance after the other as in the reference loop; closed form of that loop, with η = lr / n
+    and r = 1 − ηλ: for class c seen k_c times, u_c ← r^{k_c} u_c − η Σ_{i: y_i = c} r^{m_i} g_i,
+    where m_i is the number of *later* instances of the batch with the same class.
+    """
+    n = len(y)
+    if n == 0:
+        return w, u
     f = features(x)
-    g = torch.sigmoid(f @ w + u[y]) - targets.float()
-    w = w - lr * (f.t() @ g + l2 * w)
-    u = u.clone()
-    u.index_add_(0, y, -lr * (g + l2 * u[y]))
-    return w, u
+    g = torch.sigmoid(f @ w + u[y]) - targets.to(f.dtype)
+    eta = lr / n
+    # u in float64: r = 1 − ηλ is within a float32 ulp of 1 at the reference's settings (1 − 8e-8)
+    r = torch.tensor(1.0 - eta * l2, dtype=torch.float64, device=u.device)
+    onehot = torch.nn.functional.one_hot(y, len(u)).to(torch.float64)  # n x C
+    later = onehot.flip(0).cumsum(0).flip(0).gather(1, y.view(-1, 1)).squeeze(1) - 1  # m_i
+    u_new = torch.pow(r, onehot.sum(0)) * u.double()  # r^{k_c} u_c
+    u_new = u_new.index_add(0, y, -eta * torch.pow(r, later) * g.double())
+    w = w - eta * (f.t() @ g + l2 * w)
+    return w, u_new.to(u.dtype)
 
 
 @dataclass
@@ -65,8 +86,10 @@ class Assistant:
     @classmethod
     def create(cls, dim: int, num_classes: int, generator: torch.Generator, device: torch.device | str = "cpu",
                **kwargs: Any) -> "Assistant":
+        """w ~ 0.001·N(0, 1), then u ~ 0.001·N(0, 1), both from *generator* (the reference's init)."""
         w = (0.001 * torch.randn(dim, generator=generator)).to(device)
-        return cls(w=w, u=torch.zeros(num_classes, device=device), **kwargs)
+        u = (0.001 * torch.randn(num_classes, generator=generator)).to(device)
+        return cls(w=w, u=u, **kwargs)
 
     @property
     def loss_mean(self) -> float:

@@ -16,6 +16,14 @@ inputs so both paths make identical decisions. Triton is imported lazily (module
 interpreter (fp32 only there). No autotuning (fixed block sizes), in particular not in the
 interpreter path. The training pipeline uses ``select_reference`` (it needs the accepted count on
 the host anyway to slice the batch); the kernel is benchmarked on GPU (benchmarks/).
+
+Both paths decide per candidate batch only; how accepted instances become optimizer steps
+(``AutoAssistConfig.batching``: "fill" buffers them into batches of exactly B, "thin" steps on
+each thinned candidate batch) is applied downstream, in ``shrinking.InstanceShrinking``, to the
+accepted indices in the order both paths return them (increasing), so it is the same for either.
+``coin < b + (1 − b)·p`` makes the same decision as the reference sampler's two-stage test
+(``coin < b``, else ``(coin − b)/(1 − b) < p``) up to rounding at the boundary; the tests check
+both paths against the reference's decisions on a golden stream (tests/golden_reference.json).
 """
 
 from __future__ import annotations

@@ -6,24 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from repro.claims import load_claims
-from repro.paper import Experiment, Method, Paper
+from repro.paper import Experiment, Paper
 
-from repro_autoassist import methods
+from repro_autoassist.methods import METHODS
 
 HERE = Path(__file__).parent
-
-METHODS = {
-    "sgd": Method("sgd", methods.fit, "Plain SGD (momentum) on the full stream: every instance back-propagated",
-                  validate=methods.validate, is_baseline=True),
-    "loss_is": Method("loss_is", methods.fit,
-                      "Loss-based selection baseline: a no-grad Boss forward scores the batch, instance i kept "
-                      "with prob b + (1-b) * loss_i / max_j loss_j (unweighted)",
-                      validate=methods.validate, is_baseline=True),
-    "autoassist": Method("autoassist", methods.fit,
-                         "AutoAssist: instance kept with prob b + (1-b) * sigmoid(w.x + u_y); the linear Assistant "
-                         "learns 1[loss > EMA mean loss] from the Boss's reported losses",
-                         validate=methods.validate),
-}
 
 # Smoke: scikit-learn digits, 64-64-10 MLP, SGD + momentum, batch 32, 30 epochs (< 1 s per trial on
 # one CPU thread). Synchronous exchange: deterministic, resumable bit-identically (README "Choices").
@@ -41,9 +28,9 @@ def _experiment(name: str, workload: str, sgd: dict[str, Any], aa: dict[str, Any
     return Experiment(
         name=name, workload=workload, description=description,
         methods={
-            "sgd": {**sgd, "selection": "all"},
-            "loss_is": {**sgd, "selection": "loss_is", "base_prob": aa["base_prob"]},
-            "autoassist": {**sgd, **aa, "selection": "autoassist"},
+            "sgd": dict(sgd),
+            "loss_is": {**sgd, "base_prob": aa["base_prob"]},
+            "autoassist": {**sgd, **aa},
         },
     )
 

@@ -1,9 +1,23 @@
 """Instance shrinking in the core Trainer's batch stream, and the Boss/Assistant exchange.
 
 ``InstanceShrinking`` is a ``repro.trainer.Hook``: in ``select_batch`` it keeps each instance of
-the Trainer's mini-batch with probability b + (1 − b)·p_i (AutoAssist: p from the Assistant;
-``loss_is``: p from the Boss's own per-sample loss; ``all``: plain SGD keeps everything) and in
-``after_forward`` it reports the back-propagated instances' losses to the Assistant.
+the Trainer's mini-batch (the *candidates*) with probability b + (1 − b)·p_i (AutoAssist: p from
+the Assistant; ``loss_is``: p from the Boss's own per-sample loss; ``all``: plain SGD keeps
+everything) and in ``after_forward`` it reports the back-propagated instances' losses to the
+Assistant.
+
+Batching (``AutoAssistConfig.batching``; ``all`` is never affected):
+
+* ``fill`` (default): like the reference's loader (a ``DataLoader`` of batch size B over
+  ``AssistantSampler``, an endless stream of accepted indices), every optimizer step gets exactly
+  B accepted instances. Accepted instances go into a FIFO buffer; when it holds at least B, the
+  first B are returned as the batch, otherwise an empty batch is returned (the Trainer then skips
+  the step). Since a candidate batch holds at most B instances, at most one step follows each
+  candidate batch. The buffer is hook state (checkpointed) and carries over epoch ends, like the
+  reference's stream, which wraps around the data set without flushing; at the end of training
+  what is left (< B, counted as ``leftover_instances``) is never back-propagated.
+* ``thin``: each candidate batch is returned thinned to its accepted instances (≈ B × acceptance
+  per step, one step per candidate batch).
 
 Two exchanges between Boss (the training loop) and Assistant:
 
@@ -133,8 +147,14 @@ class InstanceShrinking(Hook):
     Adds to each evaluation row ``instances_backpropagated`` (cumulative) and, at fit end, to
     ``ctx.extra``: instances_backpropagated, instances_to_target (first evaluation reaching the
     workload's target; NaN if never), backprop_epochs_to_target (that / training-set size),
-    acceptance_rate, empty_batches, assistant_overhead_frac (Boss-side Assistant time / Boss step
-    time), assistant_worker_time_s, reports_dropped, assistant_failed (0/1).
+    acceptance_rate (accepted / candidate instances), leftover_instances ("fill": accepted but
+    still buffered at the end, never back-propagated), empty_batches (candidate batches that gave
+    no optimizer step: nothing accepted under "thin", fewer than B buffered under "fill"),
+    assistant_overhead_frac (Boss-side selection time / Boss step time), assistant_worker_time_s,
+    reports_dropped, assistant_failed (0/1), fallback_batches.
+
+    Under "fill", B is the size of the first candidate batch the hook sees (the Trainer's batch
+    size, or the training-set size if that is smaller); it is saved in the checkpoint.
     """
 
     def __init__(self, cfg: AutoAssistConfig, exchange_factory: Any = None) -> None:
@@ -144,13 +164,21 @@ class InstanceShrinking(Hook):
         self.gen: torch.Generator | None = None
         self._pending: dict[str, Any] | None = None
         self.candidates = 0
+        self.accepted = 0
         self.backprop = 0
         self.empty_batches = 0
         self.fallback_batches = 0
         self.assist_time_s = 0.0
         self.step_time_s = 0.0
         self._t_step = 0.0
-        self._failed_before = False
+        self.fill_size: int | None = None  # B ("fill")
+        self._buf_x: torch.Tensor | None = None  # accepted, not yet back-propagated ("fill"), FIFO
+        self._buf_y: torch.Tensor | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Accepted instances waiting in the "fill" buffer."""
+        return 0 if self._buf_y is None else len(self._buf_y)
 
     # -- set-up (fit_start does not run on resume, so everything is lazy) --
     def _ensure(self, state: TrainState) -> None:
@@ -183,6 +211,23 @@ class InstanceShrinking(Hook):
         self._ensure(state)
 
     # -- the Boss's step --
+    def _fill(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append the accepted (x, y) to the buffer; return its first B, or an empty batch if < B."""
+        assert self.fill_size is not None
+        if self.buffered:
+            x = torch.cat([self._buf_x.to(x.device), x])  # type: ignore[union-attr]
+            y = torch.cat([self._buf_y.to(y.device), y])  # type: ignore[union-attr]
+        b = self.fill_size
+        if len(y) < b:
+            self._buf_x, self._buf_y = x, y
+            return x[:0], y[:0]
+        self._buf_x, self._buf_y = x[b:], y[b:]
+        return x[:b], y[:b]
+
+    def _coins(self, n: int) -> torch.Tensor:
+        """n uniform acceptance coins from the hook's own generator (tests substitute fixed coins)."""
+        return torch.rand(n, generator=self.gen)
+
     def select_batch(self, state: TrainState, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self._ensure(state)
         self._t_step = time.perf_counter()
@@ -190,9 +235,13 @@ class InstanceShrinking(Hook):
         self.candidates += n
         sel = self.cfg.selection
         if sel == "all" or n == 0:
+            self.accepted += n
             return x, y
+        if self.fill_size is None:
+            self.fill_size = n
         t0 = time.perf_counter()
-        coins = torch.rand(n, generator=self.gen).to(x.device)
+        coins = self._coins(n).to(x.device)
+        idx: torch.Tensor | None
         if sel == "loss_is":
             model = state.model
             was_training = model.training
@@ -206,18 +255,23 @@ class InstanceShrinking(Hook):
             idx = keep.nonzero().squeeze(1)
         else:
             assert self.exchange is not None
-            if self.exchange.failed:  # fall back to plain sampling, recorded at fit end
+            if self.exchange.failed:  # fall back to plain sampling (accept all), recorded at fit end
                 self.fallback_batches += 1
                 state.ctx.extra["assistant_failed"] = 1.0
-                self.assist_time_s += time.perf_counter() - t0
-                return x, y
-            w, u = self.exchange.current()
-            idx, _ = select_reference(x.reshape(n, -1).float(), y, w, u, self.cfg.base_prob, coins)
-        self.assist_time_s += time.perf_counter() - t0
-        if len(idx) == 0:
-            self.empty_batches += 1  # the Trainer skips an empty batch
-            return x[:0], y[:0]
-        return x[idx], y[idx]
+                idx = None
+            else:
+                w, u = self.exchange.current()
+                idx, _ = select_reference(x.reshape(n, -1).float(), y, w, u, self.cfg.base_prob, coins)
+        xs, ys = (x, y) if idx is None else (x[idx], y[idx])
+        self.accepted += len(ys)
+        if self.cfg.batching == "fill":
+            xs, ys = self._fill(xs, ys)
+        now = time.perf_counter()
+        self.assist_time_s += now - t0
+        if len(ys) == 0:
+            self.empty_batches += 1  # the Trainer skips an empty batch (no forward, no step)
+            self.step_time_s += now - self._t_step  # its selection still cost Boss time
+        return xs, ys
 
     def after_forward(self, state: TrainState) -> None:
         assert state.y is not None and state.outputs is not None
@@ -246,7 +300,8 @@ class InstanceShrinking(Hook):
         if ctx.history and "instances_backpropagated" not in ctx.history[-1]:
             ctx.history[-1]["instances_backpropagated"] = float(self.backprop)
         wl = ctx.workload
-        hit = next((r for r in ctx.history if wl.reached(r[wl.quality_metric])), None)
+        metric = getattr(wl, "target_metric", wl.quality_metric)  # the validation split where the core has one
+        hit = next((r for r in ctx.history if metric in r and wl.reached(r[metric])), None)
         to_target = hit.get("instances_backpropagated", math.nan) if hit else math.nan
         n_train = len(ctx.data.x_train)
         failed = self.exchange is not None and self.exchange.failed
@@ -254,7 +309,8 @@ class InstanceShrinking(Hook):
             instances_backpropagated=float(self.backprop),
             instances_to_target=float(to_target),
             backprop_epochs_to_target=float(to_target) / n_train,
-            acceptance_rate=self.backprop / max(self.candidates, 1),
+            acceptance_rate=self.accepted / max(self.candidates, 1),
+            leftover_instances=float(self.buffered),
             empty_batches=float(self.empty_batches),
             assistant_overhead_frac=self.assist_time_s / self.step_time_s if self.step_time_s > 0 else 0.0,
             assistant_worker_time_s=float(self.exchange.worker_time_s) if self.exchange else 0.0,
@@ -267,8 +323,11 @@ class InstanceShrinking(Hook):
     def state_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "gen": self.gen.get_state() if self.gen is not None else None,
-            "counts": [self.candidates, self.backprop, self.empty_batches, self.fallback_batches],
+            "counts": [self.candidates, self.backprop, self.empty_batches, self.fallback_batches, self.accepted],
             "times": [self.assist_time_s, self.step_time_s],
+            "fill_size": self.fill_size,
+            "buffer": ([self._buf_x.detach().cpu().clone(), self._buf_y.detach().cpu().clone()]  # type: ignore[union-attr]
+                       if self.buffered else None),
         }
         if self.exchange is not None:
             self.exchange.drain()  # async: the snapshot must include every report made so far
@@ -276,7 +335,13 @@ class InstanceShrinking(Hook):
         return out
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.candidates, self.backprop, self.empty_batches, self.fallback_batches = (int(v) for v in state["counts"])
+        counts = [int(v) for v in state["counts"]]
+        self.candidates, self.backprop, self.empty_batches, self.fallback_batches = counts[:4]
+        self.accepted = counts[4] if len(counts) > 4 else self.backprop
         self.assist_time_s, self.step_time_s = (float(v) for v in state["times"])
+        fill = state.get("fill_size")
+        self.fill_size = None if fill is None else int(fill)
+        buf = state.get("buffer")
+        self._buf_x, self._buf_y = (buf[0], buf[1]) if buf is not None else (None, None)
         if state.get("gen") is not None:
             self._pending = {"gen": state["gen"], "assistant": state.get("assistant")}

@@ -181,7 +181,7 @@ def bench_paper(slug: str, out: Path | None = None, device: str | None = None,
                 shapes: Sequence[tuple[int, int, int]] | None = None,
                 ratios: Sequence[float] = RATIOS) -> tuple[dict[str, Any], Path, Path]:
     """Run a registered paper's kernel benchmarks and write the tables."""
-    from repro.registry import get_paper
+    from repro.papers import get_paper
 
     paper = get_paper(slug)
     if paper.kernel_benchmarks is None:

@@ -1,4 +1,9 @@
-"""The ``repro`` command line. The pipeline rules call it; so can a person."""
+"""The ``repro`` command line. The pipeline rules call it; so can a person.
+
+Pipeline commands take the configuration they act on as options (``--scale``, ``--seeds``,
+``--papers``, dataset parameters, ``--mirror``, ``--tracking-uri``); what is not given comes from
+params.yaml. The rules always pass it, so a ``snakemake --config ...`` override reaches every job.
+"""
 
 from __future__ import annotations
 
@@ -7,54 +12,109 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from repro.errors import ReproError
 
 
-def _config(args: argparse.Namespace) -> dict:
+def _config(args: argparse.Namespace) -> dict[str, Any]:
+    """params.yaml with the command's options applied, validated."""
     from repro import config as cfg
+    from repro import paths
 
-    overrides = {}
+    try:
+        base = yaml.safe_load((paths.project_root() / paths.PARAMS_FILE).read_text()) or {}
+    except FileNotFoundError:
+        raise ReproError(f"config file {paths.project_root() / paths.PARAMS_FILE} not found") from None
+    except yaml.YAMLError as exc:
+        raise ReproError(f"config file {paths.PARAMS_FILE} is not valid YAML: {exc}") from None
+    if not isinstance(base, dict):
+        raise ReproError(f"config file {paths.PARAMS_FILE}: expected a mapping at the top level")
     if getattr(args, "scale", None):
-        overrides["scale"] = cfg.check_scale(args.scale)
-    return cfg.load(overrides=overrides)
+        base["scale"] = args.scale
+    if getattr(args, "papers", None):
+        base["papers"] = [p for p in args.papers.split(",") if p]
+    if getattr(args, "tracking_uri", None):
+        base["mlflow"] = {**(base.get("mlflow") or {}), "tracking_uri": args.tracking_uri}
+    if getattr(args, "mirror", None):
+        base["data_mirror"] = args.mirror
+    config = cfg.validate(base)
+    if getattr(args, "seeds", None) is not None:
+        seeds = dict(config["seeds"])
+        seeds[config["scale"]] = args.seeds
+        config = cfg.validate({**config, "seeds": seeds})
+    return config
 
 
 def cmd_papers(args: argparse.Namespace) -> None:
-    from repro.registry import get_paper, papers
+    from repro.papers import get_paper, paper_slugs
 
-    for slug in sorted(papers()):
+    for slug in paper_slugs():
         p = get_paper(slug)
         print(f"{slug:12s} {p.title} ({p.reference})")
 
 
 def cmd_experiments(args: argparse.Namespace) -> None:
-    from repro.config import SCALES
-    from repro.registry import get_paper
+    from repro.papers import get_paper
+    from repro.scales import SCALES
 
     paper = get_paper(args.paper)
     for scale in [args.scale] if args.scale else SCALES:
         for exp in paper.experiments_at(scale).values():
             print(f"[{scale}] {exp.name}: workload {exp.workload}; methods: {', '.join(exp.methods)}")
+    for m in paper.methods.values():
+        fixed = f" (fixed: {json.dumps(dict(m.fixed), sort_keys=True)})" if m.fixed else ""
+        print(f"method {m.name}{fixed}: {m.description}")
+        if args.hparams and m.hparams_doc:
+            print("  " + m.hparams_doc.replace("\n", "\n  "))
     for c in paper.claims:
         print(f"claim {c.id} ({', '.join(c.scales)}): {c.statement}")
 
 
 def cmd_datasets(args: argparse.Namespace) -> None:
-    from repro.datasets import dataset_names, get_dataset
+    from repro.catalog import dataset_names, get_dataset
 
     for name in dataset_names():
         spec = get_dataset(name)
         print(f"{name:12s} {spec.kind:10s} {spec.task:14s} {spec.description}")
 
 
-def cmd_data_prepare(args: argparse.Namespace) -> None:
+def _dataset_params(extra: list[str]) -> dict[str, Any]:
+    """``--key value`` pairs (as DVC unpacks ``${datasets.<name>}``) -> {key: YAML-parsed value}."""
+    out: dict[str, Any] = {}
+    i = 0
+    while i < len(extra):
+        token = extra[i]
+        if not token.startswith("--") or len(token) < 3:
+            raise ReproError(f"dataset parameter {token!r}: expected --KEY VALUE pairs")
+        key = token[2:].replace("-", "_")
+        if i + 1 < len(extra) and not (extra[i + 1].startswith("--") and len(extra[i + 1]) > 2):
+            try:
+                out[key] = yaml.safe_load(extra[i + 1])
+            except yaml.YAMLError:
+                out[key] = extra[i + 1]
+            i += 2
+        else:
+            out[key] = True
+            i += 1
+    return out
+
+
+def cmd_data_prepare(args: argparse.Namespace, extra: list[str]) -> None:
     from repro import config as cfg
     from repro import paths
+    from repro.catalog import get_dataset
     from repro.datasets import prepare
+    from repro.datasets.downloaded import resolve_mirror
 
-    config = cfg.load()
-    out = prepare(args.dataset, cfg.dataset_params(config, args.dataset), Path(args.out) if args.out else None)
+    config = _config(args)
+    params = {**cfg.dataset_params(config, args.dataset), **_dataset_params(extra)}
+    if args.dataset in cfg.schema()["properties"]["datasets"]["properties"]:
+        cfg.validate({**config, "datasets": {**config["datasets"], args.dataset: params}})  # names the key
+    spec = get_dataset(args.dataset)
+    out = prepare(spec, params, Path(args.out) if args.out else None, mirror=resolve_mirror(config.get("data_mirror")))
     print(f"prepared {args.dataset} -> {paths.rel(out)}")
 
 
@@ -98,11 +158,11 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def cmd_index(args: argparse.Namespace) -> None:
-    from repro import config as cfg
     from repro import paths
     from repro.report import build_index
 
-    print(f"wrote {paths.rel(build_index(cfg.load()))}")
+    config = _config(args)
+    print(f"wrote {paths.rel(build_index(config['papers'], config['scale']))}")
 
 
 def cmd_pipeline_dvc(args: argparse.Namespace) -> None:
@@ -125,10 +185,9 @@ def cmd_pipeline_dvc(args: argparse.Namespace) -> None:
 def cmd_pipeline_stages(args: argparse.Namespace) -> None:
     from dataclasses import asdict
 
-    from repro import config as cfg
     from repro.pipeline import stages
 
-    for s in stages(cfg.load()):
+    for s in stages(_config(args)):
         print(json.dumps(asdict(s)) if args.json else f"{s.name}: {s.cmd}")
 
 
@@ -145,6 +204,46 @@ def cmd_bench(args: argparse.Namespace) -> None:
     print(f"wrote {js} and {md}")
 
 
+def cmd_results_save(args: argparse.Namespace) -> None:
+    from repro import readme
+
+    for path in readme.save_reference(_config(args)):
+        print(f"wrote {path}")
+
+
+def cmd_readme(args: argparse.Namespace) -> None:
+    from repro import readme
+
+    changed = readme.update_readmes(check=args.check)
+    if args.check:
+        if changed:
+            raise ReproError("README result tables differ from what the committed reference results generate: "
+                             + ", ".join(changed) + "; run `repro readme` to regenerate them")
+        print("README result tables are up to date")
+    else:
+        print("\n".join(f"updated {p}" for p in changed) or "README result tables already up to date")
+
+
+def cmd_new(args: argparse.Namespace) -> None:
+    from repro import scaffold
+
+    for path in scaffold.new_paper(args.slug, title=args.title, lock=not args.no_lock):
+        print(f"wrote {path}")
+
+
+def _scale_opt(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scale", choices=("smoke", "paper"), help="smoke or paper (default: params.yaml)")
+
+
+def _seeds_opt(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seeds", type=int, help="number of seeds 0..N-1 at this scale (default: params.yaml)")
+
+
+def _tracking_opt(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, params.yaml, "
+                                          "sqlite:///mlflow.db)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="repro",
@@ -158,40 +257,49 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("experiments", help="list a paper's experiments, methods and claims")
     p.add_argument("paper")
-    p.add_argument("--scale", choices=("smoke", "paper"))
+    _scale_opt(p)
+    p.add_argument("--hparams", action="store_true", help="also list every method's hyper-parameters")
     p.set_defaults(func=cmd_experiments)
 
-    p = sub.add_parser("datasets", help="list the registered datasets")
+    p = sub.add_parser("datasets", help="list the registered datasets (the core's and the papers')")
     p.set_defaults(func=cmd_datasets)
 
     data = sub.add_parser("data", help="fetch and prepare datasets")
     dsub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
-    p = dsub.add_parser("prepare", help="build data/prepared/<dataset>.pt (checksummed) from params.yaml")
+    p = dsub.add_parser("prepare", help="build data/prepared/<dataset>.pt (checksummed); dataset parameters as "
+                                        "--KEY VALUE after the name (default: params.yaml's datasets.<name>)")
     p.add_argument("dataset")
     p.add_argument("--out", help="output file (default: data/prepared/<dataset>.pt)")
-    p.set_defaults(func=cmd_data_prepare)
+    p.add_argument("--mirror", help="local mirror of downloaded files (default: $REPRO_DATA_MIRROR, params.yaml)")
+    p.set_defaults(func=cmd_data_prepare, takes_extra=True)
 
     p = sub.add_parser("run", help="run one trial (paper, experiment, method, seed) and log it to MLflow")
     p.add_argument("paper")
     p.add_argument("--experiment", required=True)
     p.add_argument("--method", required=True)
     p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--scale", help="smoke or paper (default: params.yaml)")
+    _scale_opt(p)
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's own choice)")
+    _tracking_opt(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("evaluate", help="judge a paper's claims from its trials -> results/<paper>/<scale>/claims.json")
     p.add_argument("paper")
-    p.add_argument("--scale", help="smoke or paper (default: params.yaml)")
+    _scale_opt(p)
+    _seeds_opt(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("report", help="write reports/<paper>/index.md and index.html")
     p.add_argument("paper")
-    p.add_argument("--scale", help="smoke or paper (default: params.yaml)")
+    _scale_opt(p)
+    _seeds_opt(p)
+    _tracking_opt(p)
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("index", help="write reports/index.md and index.html across the configured papers")
+    p = sub.add_parser("index", help="write reports/index.md and index.html for the selected papers")
+    _scale_opt(p)
+    p.add_argument("--papers", help="comma-separated paper slugs (default: params.yaml)")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("bench", help="time a paper's registered kernels against the dense product "
@@ -212,13 +320,38 @@ def build_parser() -> argparse.ArgumentParser:
     p = psub.add_parser("stages", help="print every stage and its command")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_pipeline_stages)
+
+    res = sub.add_parser("results", help="the committed reference results that README tables are generated from")
+    rsub = res.add_subparsers(dest="results_command", required=True, metavar="ACTION")
+    p = rsub.add_parser("save", help="copy the current run's claims (results/<paper>/<scale>/claims.json) to "
+                                     "packages/<paper>/results/<scale>.json, with their commit and hardware")
+    _scale_opt(p)
+    p.add_argument("--papers", help="comma-separated paper slugs (default: params.yaml)")
+    p.set_defaults(func=cmd_results_save)
+
+    p = sub.add_parser("readme", help="regenerate the verdict tables between <!-- repro:... --> markers in the "
+                                      "READMEs from the committed reference results (or --check them)")
+    p.add_argument("--check", action="store_true")
+    p.set_defaults(func=cmd_readme)
+
+    p = sub.add_parser("new", help="scaffold a paper package packages/<slug> and register it in the workspace")
+    p.add_argument("slug")
+    p.add_argument("--title", default="", help="the paper's title")
+    p.add_argument("--no-lock", action="store_true", help="do not run `uv lock` afterwards")
+    p.set_defaults(func=cmd_new)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "takes_extra", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        args.func(args)
+        if getattr(args, "takes_extra", False):
+            args.func(args, extra)
+        else:
+            args.func(args)
     except ReproError as exc:
         print(f"repro: error: {exc}", file=sys.stderr)
         return 2

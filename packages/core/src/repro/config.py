@@ -2,6 +2,9 @@
 
 The same file is Snakemake's ``configfile`` and DVC's params file, and the same schema
 (``workflow/schemas/config.schema.yaml``) validates it in both drivers and in the CLI.
+Every pipeline command gets the values it needs from the rule that runs it (``--papers``,
+``--seeds``, dataset parameters...), so a ``snakemake --config ...`` override reaches every job;
+params.yaml is only the default when a person runs a command by hand.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ import yaml
 
 from repro import paths
 from repro.errors import ReproError, unknown
+from repro.scales import SCALES
 
-SCALES = ("smoke", "paper")
 SCHEMA_RELPATH = Path("workflow") / "schemas" / "config.schema.yaml"
 
 
@@ -24,25 +27,57 @@ def schema_path() -> Path:
     return paths.project_root() / SCHEMA_RELPATH
 
 
+def schema() -> dict[str, Any]:
+    try:
+        return yaml.safe_load(schema_path().read_text())
+    except FileNotFoundError:
+        raise ReproError(f"config schema {schema_path()} is missing; is this a project checkout?") from None
+
+
 def _format_error(err: jsonschema.ValidationError) -> str:
     key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
     return f"config key {key!r}: {err.message}"
 
 
+def coerce(config: Any, sub: dict[str, Any]) -> Any:
+    """Turn strings into the numbers/booleans/lists the schema asks for, recursively.
+
+    Snakemake parses ``--config seeds='{smoke: 10, paper: 5}'`` into ``{'smoke': '10', ...}``
+    (nested values stay strings); a string that YAML reads as the wanted type is converted, any
+    other value is left for validation to report.
+    """
+    types = sub.get("type")
+    types = set(types) if isinstance(types, list) else {types}
+    if isinstance(config, str) and types & {"integer", "number", "boolean", "array", "object", "null"}:
+        try:
+            parsed = yaml.safe_load(config)
+        except yaml.YAMLError:
+            return config
+        ok = {"integer": isinstance(parsed, int) and not isinstance(parsed, bool),
+              "number": isinstance(parsed, (int, float)) and not isinstance(parsed, bool),
+              "boolean": isinstance(parsed, bool), "array": isinstance(parsed, list),
+              "object": isinstance(parsed, dict), "null": parsed is None}
+        if any(ok.get(t, False) for t in types):
+            config = parsed
+    if isinstance(config, dict):
+        props = sub.get("properties", {})
+        return {k: coerce(v, props[k]) if k in props else v for k, v in config.items()}
+    if isinstance(config, list) and isinstance(sub.get("items"), dict):
+        return [coerce(v, sub["items"]) for v in config]
+    return config
+
+
 def validate(config: dict[str, Any]) -> dict[str, Any]:
-    """Validate against the schema (filling defaults) and check names against the registries."""
-    try:
-        schema = yaml.safe_load(schema_path().read_text())
-    except FileNotFoundError:
-        raise ReproError(f"config schema {schema_path()} is missing; is this a project checkout?") from None
-    config = copy.deepcopy(config)
-    _fill_defaults(config, schema)
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(config), key=str)
+    """Coerce, validate against the schema (filling defaults) and check paper names."""
+    sch = schema()
+    config = coerce(copy.deepcopy(config), sch)
+    _fill_defaults(config, sch)
+    errors = sorted(jsonschema.Draft202012Validator(sch).iter_errors(config), key=str)
     if errors:
         raise ReproError("; ".join(_format_error(e) for e in errors))
-    from repro.registry import papers  # lazy: listing config must not import paper stacks
+    from repro.papers import paper_slugs  # entry points only: imports no paper
 
-    known = papers()
+    known = paper_slugs()
     for slug in config["papers"]:
         if slug not in known:
             raise unknown("paper (config key 'papers')", slug, known)
@@ -81,7 +116,4 @@ def dataset_params(config: dict[str, Any], dataset: str) -> dict[str, Any]:
     return dict(config.get("datasets", {}).get(dataset, {}))
 
 
-def check_scale(scale: str) -> str:
-    if scale not in SCALES:
-        raise unknown("scale", scale, SCALES)
-    return scale
+__all__ = ["SCALES", "coerce", "dataset_params", "load", "schema", "seeds", "validate"]

@@ -55,7 +55,7 @@ def package_versions() -> dict[str, str]:
             found[name] = version(name)
         except PackageNotFoundError:
             continue
-    from repro.registry import papers
+    from repro.papers import papers
 
     for ep in papers().values():
         dist = ep.entry_point.dist

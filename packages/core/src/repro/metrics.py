@@ -56,8 +56,16 @@ RANGES: dict[str, tuple[float, float]] = {
 }
 
 
+def base_name(metric: str) -> str:
+    """``val_accuracy`` / ``test_accuracy`` / ``train_accuracy`` -> ``accuracy``."""
+    for prefix in ("val_", "test_", "train_"):
+        if metric.startswith(prefix):
+            return metric[len(prefix):]
+    return metric
+
+
 def check_target(metric: str, target: float, where: str) -> None:
-    base = metric.removeprefix("test_").removeprefix("train_")
+    base = base_name(metric)
     lo, hi = RANGES[base]
     if not (math.isfinite(target) and lo <= target <= hi):
         raise ReproError(f"{where}: target {target!r} for {metric} is outside what the metric can take "
@@ -65,7 +73,7 @@ def check_target(metric: str, target: float, where: str) -> None:
 
 
 def higher_is_better(name: str) -> bool:
-    base = name.removeprefix("test_").removeprefix("train_")
+    base = base_name(name)
     if base not in METRICS:
         raise unknown("metric", name, METRICS)
     return METRICS[base][1]

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from repro.errors import ReproError, unknown
+from repro.registry import Registry
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}
 
@@ -169,7 +170,14 @@ def wrn28_10_cifar(num_classes: int = 10, dropout: float = 0.0) -> nn.Module:
     return wide_resnet_cifar(28, 10, num_classes, dropout)
 
 
-MODELS: dict[str, Callable[..., nn.Module]] = {
+MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
+
+
+def register_model(name: str, builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    return MODELS.register(name, builder)
+
+
+for _name, _builder in {
     "mlp": mlp,
     "small_cnn": small_cnn,
     "alexnet_cifar": alexnet_cifar,
@@ -178,20 +186,14 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "resnet18_cifar": resnet18_cifar,
     "wide_resnet_cifar": wide_resnet_cifar,
     "wrn28_10_cifar": wrn28_10_cifar,
-}
-
-
-def register_model(name: str, builder: Callable[..., nn.Module]) -> None:
-    if name in MODELS and MODELS[name] is not builder:
-        raise ReproError(f"model {name!r} is registered twice")
-    MODELS[name] = builder
+}.items():
+    register_model(_name, _builder)
 
 
 def build_model(name: str, **kwargs: Any) -> nn.Module:
-    if name not in MODELS:
-        raise unknown("model", name, MODELS)
+    builder = MODELS.get(name)
     try:
-        return MODELS[name](**kwargs)
+        return builder(**kwargs)
     except TypeError as exc:
         raise ReproError(f"model {name!r}: bad arguments {kwargs}: {exc}") from None
 

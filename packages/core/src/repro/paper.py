@@ -2,6 +2,10 @@
 
 A paper package exports one ``Paper`` (its entry point). The core runs it; the package never
 copies a training loop, a data loader, a logger or a report writer.
+
+A ``Method`` says what it is: its fixed switches (``fixed``: e.g. WUS's ``skip``, approx's keep
+ratio and strategy) are part of the method, not of an experiment. Experiments carry only the
+tunable hyper-parameters; one that sets a method's fixed switch is refused, naming it.
 """
 
 from __future__ import annotations
@@ -11,33 +15,53 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from repro.config import SCALES, check_scale
 from repro.errors import ReproError, unknown
+from repro.scales import SCALES, check_scale
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: these modules sit beside or above this one
     from repro.claims import Claim
     from repro.datasets import DatasetSpec
     from repro.run import RunContext
     from repro.workloads import Workload
 
 
+def _no_check(hparams: dict[str, Any]) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class Method:
     """A training algorithm: ``fit(ctx, hparams)`` trains on ``ctx.workload`` and records evaluations.
 
-    ``validate(hparams)`` raises ``ReproError`` naming the bad key; it runs before any work starts.
+    Attributes:
+        fixed: the switches that make this method what it is, merged over the experiment's
+            tunable hyper-parameters; an experiment may not set them.
+        validate: ``validate(hparams)`` (the merged hyper-parameters) raises ``ReproError``
+            naming the bad key; it runs before any work starts.
+        hparams_doc: one line per accepted hyper-parameter (``repro experiments`` prints it).
     """
 
     name: str
     fit: Callable[["RunContext", dict[str, Any]], None]
     description: str
-    validate: Callable[[dict[str, Any]], None] = lambda hparams: None
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    validate: Callable[[dict[str, Any]], None] = _no_check
     is_baseline: bool = False
+    hparams_doc: str = ""
+
+    def hparams(self, tunable: Mapping[str, Any], where: str = "") -> dict[str, Any]:
+        """The method's hyper-parameters: *tunable* with the fixed switches merged over them."""
+        clash = sorted(set(tunable) & set(self.fixed))
+        if clash:
+            raise ReproError(f"{where or 'hyper-parameters'}: {clash[0]!r} is a fixed switch of method "
+                             f"{self.name!r} (= {self.fixed[clash[0]]!r}) and cannot be set; "
+                             f"declare another method instead")
+        return {**tunable, **self.fixed}
 
 
 @dataclass(frozen=True)
 class Experiment:
-    """One comparison: a workload and the methods (with their hyper-parameters) run on it."""
+    """One comparison: a workload and the methods (with their tunable hyper-parameters) run on it."""
 
     name: str
     workload: str
@@ -59,6 +83,7 @@ class Paper:
     package_dir: Path
     datasets: tuple["DatasetSpec", ...] = ()
     workloads: tuple["Workload", ...] = ()
+    models: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
     report_curves: tuple[str, ...] = ()  # extra history columns the report plots
     notes: str = ""  # what has *not* been checked against the paper, shown in the report
     # Per method: hyper-parameter overrides that make it train in about a second. The generic
@@ -70,27 +95,34 @@ class Paper:
     kernel_benchmarks: Callable[[], Sequence[Any]] | None = None
 
     def __post_init__(self) -> None:
+        for name, m in self.methods.items():
+            if name != m.name:
+                raise ReproError(f"paper {self.slug!r}: method {m.name!r} is registered as {name!r}")
         for scale, exps in self.experiments.items():
             if scale not in SCALES:
                 raise unknown(f"scale in paper {self.slug!r}", scale, SCALES)
             for exp in exps.values():
-                for m in exp.methods:
+                for m, tunable in exp.methods.items():
                     if m not in self.methods:
                         raise unknown(f"method in experiment {exp.name!r} of paper {self.slug!r}", m, self.methods)
+                    self.methods[m].hparams(tunable, f"experiment {exp.name!r} ({scale}) of paper {self.slug!r}")
         for m in self.tiny_hparams:
             if m not in self.methods:
                 raise unknown(f"method in tiny_hparams of paper {self.slug!r}", m, self.methods)
         for claim in self.claims:
+            if claim.not_run:
+                continue
             for scale in claim.scales:
-                exp = self.experiments.get(scale, {}).get(claim.experiment)
-                if exp is None:
-                    raise ReproError(
-                        f"claim {claim.id!r} of paper {self.slug!r} names experiment {claim.experiment!r}, "
-                        f"which scale {scale!r} does not define"
-                    )
-                for m in filter(None, (claim.method, claim.baseline)):
-                    if m not in exp.methods:
-                        raise unknown(f"method of claim {claim.id!r}", m, exp.methods)
+                for name in claim.experiment_names:
+                    exp = self.experiments.get(scale, {}).get(name)
+                    if exp is None:
+                        raise ReproError(
+                            f"claim {claim.id!r} of paper {self.slug!r} names experiment {name!r}, "
+                            f"which scale {scale!r} does not define"
+                        )
+                    for m in filter(None, (claim.method, claim.baseline)):
+                        if m not in exp.methods:
+                            raise unknown(f"method of claim {claim.id!r}", m, exp.methods)
 
     def experiments_at(self, scale: str) -> Mapping[str, Experiment]:
         return self.experiments.get(check_scale(scale), {})
@@ -105,6 +137,13 @@ class Paper:
         if name not in self.methods:
             raise unknown(f"method of paper {self.slug!r}", name, self.methods)
         return self.methods[name]
+
+    def trial_hparams(self, scale: str, experiment: str, method: str) -> dict[str, Any]:
+        """The hyper-parameters a trial runs with (tunable from the experiment, fixed from the method)."""
+        exp = self.experiment(scale, experiment)
+        if method not in exp.methods:
+            raise unknown(f"method of experiment {experiment!r}", method, exp.methods)
+        return self.method(method).hparams(exp.methods[method], f"experiment {experiment!r}")
 
     def claims_at(self, scale: str) -> list["Claim"]:
         return [c for c in self.claims if check_scale(scale) in c.scales or not c.scales]

@@ -1,21 +1,37 @@
 """The pipeline DAG, declared once. Snakemake's rules and ``dvc.yaml`` are two views of it.
 
 ``stages(config)`` lists every job — its command, inputs, outputs and params — for the papers
-and scale in the config. The Snakemake rules (``workflow/rules/*.smk``) take their inputs and
-commands from the helpers below; ``dvc.yaml`` is written from ``stages()`` by
+and scale in the config. The Snakemake rules (``workflow/rules/*.smk``) take their commands and
+inputs from the helpers below; ``dvc.yaml`` is written from ``stages()`` by
 ``repro pipeline dvc``; a test runs Snakemake's dry run and checks it lists the same jobs.
+
+Every command is given the configuration it acts on (scale, seeds, papers, dataset parameters,
+data mirror, tracking URI) on its command line, so a ``snakemake --config ...`` override reaches
+every job. In ``dvc.yaml`` the dataset parameters are DVC templates (``${datasets.sine}``),
+expanded by DVC from params.yaml at run time, so changing one re-runs exactly that preparation.
+
+A trial depends on the code that runs it: the content hash of the core's and its paper
+package's source (:func:`code_digest`) is a Snakemake param of every trial, and both source
+trees are DVC dependencies of every train stage. Editing either re-runs the trials (and what
+reads them), nothing else.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
+import shlex
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
 
+import repro
+from repro import catalog, paths
 from repro import config as cfg
-from repro import paths
-from repro.registry import get_paper
+from repro.papers import get_paper
 
 
 @dataclass(frozen=True)
@@ -28,14 +44,12 @@ class Stage:
     metrics: list[str] = field(default_factory=list)
 
 
-def _r(p) -> str:
+def _r(p: Path) -> str:
     return paths.rel(p)
 
 
 def datasets_of(paper: str, scale: str) -> list[str]:
-    from repro.workloads import get_workload
-
-    return sorted({get_workload(e.workload).dataset for e in get_paper(paper).experiments_at(scale).values()})
+    return sorted({catalog.get_workload(e.workload).dataset for e in get_paper(paper).experiments_at(scale).values()})
 
 
 def data_file(dataset: str) -> str:
@@ -47,19 +61,39 @@ def data_files(dataset: str) -> list[str]:
     return [data_file(dataset), data_file(dataset) + ".sha256"]
 
 
-def prepare_cmd(dataset: str) -> str:
-    return f"repro data prepare {dataset}"
+def render_params(params: dict[str, Any]) -> str:
+    """``--key value`` pairs, the way DVC unpacks a ``${dict}`` template in a command."""
+    return " ".join(f"--{k} {shlex.quote(str(v))}" for k, v in params.items())
+
+
+def _mirror_opt(config: dict[str, Any]) -> str:
+    return f" --mirror {shlex.quote(str(config['data_mirror']))}" if config.get("data_mirror") else ""
+
+
+def _tracking_opt(config: dict[str, Any]) -> str:
+    uri = (config.get("mlflow") or {}).get("tracking_uri")
+    return f" --tracking-uri {shlex.quote(uri)}" if uri else ""
+
+
+def prepare_cmd(dataset: str, config: dict[str, Any], dvc: bool = False) -> str:
+    params = cfg.dataset_params(config, dataset)
+    if not params:
+        rendered = ""
+    elif dvc:
+        rendered = " ${datasets." + dataset + "}"
+    else:
+        rendered = " " + render_params(params)
+    return f"repro data prepare {dataset}{_mirror_opt(config)}{rendered}"
 
 
 def train_input(paper: str, scale: str, experiment: str) -> str:
-    from repro.workloads import get_workload
-
-    return data_file(get_workload(get_paper(paper).experiment(scale, experiment).workload).dataset)
+    return data_file(catalog.get_workload(get_paper(paper).experiment(scale, experiment).workload).dataset)
 
 
-def train_cmd(paper: str, scale: str, experiment: str, method: str, seed: int | str, threads: int | str) -> str:
+def train_cmd(paper: str, scale: str, experiment: str, method: str, seed: int | str,
+              config: dict[str, Any]) -> str:
     return (f"repro run {paper} --scale {scale} --experiment {experiment} --method {method} --seed {seed}"
-            f" --threads {threads} --no-progress")
+            f" --threads {config['threads_per_trial']}{_tracking_opt(config)} --no-progress")
 
 
 def trial_file(paper: str, scale: str, experiment: str, method: str, seed: int | str) -> str:
@@ -71,8 +105,9 @@ def trial_files(paper: str, scale: str, seeds: list[int]) -> list[str]:
             for e in get_paper(paper).experiments_at(scale).values() for m in e.methods for s in seeds]
 
 
-def evaluate_cmd(paper: str, scale: str) -> str:
-    return f"repro evaluate {paper} --scale {scale}"
+def evaluate_cmd(paper: str, config: dict[str, Any]) -> str:
+    scale = config["scale"]
+    return f"repro evaluate {paper} --scale {scale} --seeds {config['seeds'][scale]}"
 
 
 def claims_file(paper: str, scale: str) -> str:
@@ -83,43 +118,68 @@ def metrics_file(paper: str, scale: str) -> str:
     return _r(paths.metrics_path(paper, scale))
 
 
+def source_dirs(paper: str) -> list[Path]:
+    """The source trees a trial of *paper* runs: the core's and the paper package's."""
+    core = Path(repro.__file__).resolve().parent.parent  # .../packages/core/src
+    return [core, get_paper(paper).package_dir.resolve() / "src"]
+
+
+def source_deps(paper: str) -> list[str]:
+    """The same source trees as DVC dependencies, relative to the project root (a checkout)."""
+    root = paths.project_root()
+    out = []
+    for d in source_dirs(paper):
+        local = root / "packages" / d.parent.name / "src"
+        out.append(_r(local if local.is_dir() else d))
+    return out
+
+
+@functools.cache
+def _tree_digest(directory: Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(directory.rglob("*")):
+        if f.is_file() and "__pycache__" not in f.parts and not f.name.endswith((".pyc", ".egg-info")):
+            h.update(str(f.relative_to(directory)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def code_digest(paper: str) -> str:
+    """sha256 over the content of the core's and *paper*'s source (not their mtimes)."""
+    return hashlib.sha256("".join(_tree_digest(d) for d in source_dirs(paper)).encode()).hexdigest()[:16]
+
+
 def trial_signature(paper: str, scale: str, experiment: str, method: str) -> str:
     """What a trial depends on beyond its data: Snakemake re-runs it when this changes."""
-    import json
+    p = get_paper(paper)
+    return json.dumps({"workload": p.experiment(scale, experiment).workload,
+                       "hparams": p.trial_hparams(scale, experiment, method),
+                       "code": code_digest(paper)}, sort_keys=True)
 
-    exp = get_paper(paper).experiment(scale, experiment)
-    return json.dumps({"workload": exp.workload, "hparams": exp.methods[method]}, sort_keys=True)
 
-
-def report_cmd(paper: str, scale: str) -> str:
-    return f"repro report {paper} --scale {scale}"
+def report_cmd(paper: str, config: dict[str, Any]) -> str:
+    scale = config["scale"]
+    return f"repro report {paper} --scale {scale} --seeds {config['seeds'][scale]}{_tracking_opt(config)}"
 
 
 def report_dir(paper: str) -> str:
     return _r(paths.reports_dir(paper))
 
 
-INDEX_CMD = "repro index"
+def index_cmd(config: dict[str, Any]) -> str:
+    return f"repro index --scale {config['scale']} --papers {','.join(config['papers'])}"
 
 
 def index_files() -> list[str]:
     return [_r(paths.reports_dir() / "index.html"), _r(paths.reports_dir() / "index.md")]
 
 
-def package_source(paper: str) -> str:
-    """The paper package's source as a DVC dependency: the project's own ``packages/<name>``
-    (where it is installed from in a checkout), else wherever it is installed."""
-    installed = get_paper(paper).package_dir
-    local = paths.project_root() / "packages" / installed.name
-    return _r(local if local.is_dir() else installed)
-
-
-def stages(config: dict[str, Any]) -> list[Stage]:
+def stages(config: dict[str, Any], dvc: bool = False) -> list[Stage]:
+    """Every job of the DAG for *config*. *dvc*: commands as dvc.yaml spells them (templates)."""
     scale, seeds = config["scale"], cfg.seeds(config)
     out: list[Stage] = []
     datasets = sorted({d for p in config["papers"] for d in datasets_of(p, scale)})
     for ds in datasets:
-        out.append(Stage(f"prepare_{ds}", prepare_cmd(ds), deps=[], outs=data_files(ds),
+        out.append(Stage(f"prepare_{ds}", prepare_cmd(ds, config, dvc), deps=[], outs=data_files(ds),
                          params=[f"datasets.{ds}"] if ds in config["datasets"] else []))
     for paper in config["papers"]:
         for exp in get_paper(paper).experiments_at(scale).values():
@@ -127,24 +187,25 @@ def stages(config: dict[str, Any]) -> list[Stage]:
                 for seed in seeds:
                     out.append(Stage(
                         f"train_{paper}_{scale}_{exp.name}_{method}_seed{seed}",
-                        train_cmd(paper, scale, exp.name, method, seed, config["threads_per_trial"]),
-                        deps=[train_input(paper, scale, exp.name), package_source(paper)],
+                        train_cmd(paper, scale, exp.name, method, seed, config),
+                        deps=[train_input(paper, scale, exp.name), *source_deps(paper)],
                         outs=[trial_file(paper, scale, exp.name, method, seed)],
                     ))
-        out.append(Stage(f"evaluate_{paper}_{scale}", evaluate_cmd(paper, scale),
+        out.append(Stage(f"evaluate_{paper}_{scale}", evaluate_cmd(paper, config),
                          deps=trial_files(paper, scale, seeds), outs=[claims_file(paper, scale)],
                          metrics=[metrics_file(paper, scale)]))
-        out.append(Stage(f"report_{paper}", report_cmd(paper, scale),
+        out.append(Stage(f"report_{paper}", report_cmd(paper, config),
                          deps=[claims_file(paper, scale), *trial_files(paper, scale, seeds)],
                          outs=[report_dir(paper)]))
-    out.append(Stage("index", INDEX_CMD, deps=[report_dir(p) for p in config["papers"]], outs=index_files()))
+    out.append(Stage("index", index_cmd(config), deps=[report_dir(p) for p in config["papers"]],
+                     outs=index_files()))
     return out
 
 
 def dvc_yaml(config: dict[str, Any]) -> str:
     """``dvc.yaml`` text for *config* (params.yaml). Regenerate with ``repro pipeline dvc``."""
     body: dict[str, Any] = {}
-    for s in stages(config):
+    for s in stages(config, dvc=True):
         stage: dict[str, Any] = {"cmd": s.cmd}
         if s.deps:
             stage["deps"] = s.deps

@@ -1,52 +1,58 @@
-"""Paper packages, found through the entry-point group ``repro.papers`` and imported lazily.
+"""One registry type for datasets, workloads and models: plain data, keyed by name.
 
-A paper package declares ``[project.entry-points."repro.papers"] <slug> = "<module>:PAPER"``;
-listing papers reads only the entry points, so it never imports a paper's dependencies.
+The core registers its built-ins at import; ``repro.catalog`` adds what paper packages declare.
+A registry never imports anything to look a name up, so listing one imports no paper.
 """
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass
-from importlib.metadata import EntryPoint, entry_points
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
 
 from repro.errors import ReproError, unknown
 
-if TYPE_CHECKING:
-    from repro.paper import Paper
-
-GROUP = "repro.papers"
+T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class PaperEntry:
-    slug: str
-    entry_point: EntryPoint
+class Registry(Generic[T]):
+    """Names -> items of one *kind* ("dataset", "workload", "model").
 
-    def load(self) -> "Paper":
-        return _load(self.entry_point)
+    ``register`` refuses a second, different item under a name already taken (the same item
+    again is fine, so re-registering on a second import is harmless). ``check`` runs on every new
+    item before it is stored and raises ``ReproError`` naming what is wrong.
+    """
 
+    def __init__(self, kind: str, check: Callable[[str, T], None] | None = None,
+                 same: Callable[[T, T], bool] | None = None) -> None:
+        self.kind = kind
+        self._items: dict[str, T] = {}
+        self._check = check
+        self._same = same or (lambda a, b: a is b or a == b)
 
-@functools.cache
-def _load(ep: EntryPoint) -> "Paper":
-    from repro.paper import Paper
+    def register(self, name: str, item: T) -> T:
+        old = self._items.get(name)
+        if old is not None:
+            if not self._same(old, item):
+                raise ReproError(f"{self.kind} {name!r} is registered twice with different definitions")
+            return old
+        if self._check is not None:
+            self._check(name, item)
+        self._items[name] = item
+        return item
 
-    paper = ep.load()
-    if not isinstance(paper, Paper):
-        raise ReproError(f"entry point {ep.name} = {ep.value} is not a repro.paper.Paper")
-    if paper.slug != ep.name:
-        raise ReproError(f"entry point {ep.name!r} loads a paper with slug {paper.slug!r}")
-    return paper
+    def get(self, name: str) -> T:
+        if name not in self._items:
+            raise unknown(self.kind, name, self._items)
+        return self._items[name]
 
+    def names(self) -> list[str]:
+        return sorted(self._items)
 
-@functools.cache
-def papers() -> dict[str, PaperEntry]:
-    return {ep.name: PaperEntry(ep.name, ep) for ep in entry_points(group=GROUP)}
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
 
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._items))
 
-def get_paper(slug: str) -> "Paper":
-    known = papers()
-    if slug not in known:
-        raise unknown("paper", slug, known)
-    return known[slug].load()
+    def __len__(self) -> int:
+        return len(self._items)

@@ -21,13 +21,14 @@ import markdown
 from repro import environment, paths
 from repro.errors import ReproError
 from repro.evaluate import load_trials
+from repro.papers import get_paper
 from repro.figures import plot_comparison
 from repro.files import read_json_number, write_json, write_text
 from repro.stats import format_ci, mean_ci
 
 # Glyphs every common font has (emoji fonts are often missing on servers and in CI browsers).
 VERDICT_MARK = {"reproduced": "✔ reproduced", "not reproduced": "✘ not reproduced",
-                "inconclusive": "? inconclusive", "not run": "– not run"}
+                "inconclusive": "? inconclusive", "by construction": "≡ by construction", "not run": "– not run"}
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;
@@ -68,7 +69,7 @@ def _method_table(trials: list[dict[str, Any]], quality: str, extra: tuple[str, 
         by_method[t["method"]].append(t["summary"])
     cols = [quality, *(k for k in sorted({k for s in trials for k in s["summary"]})
                        if k.startswith("test_") and k != quality),
-            "train_time_s", "time_to_target_s", "forward_evals", *extra]
+            "train_time_s", "train_cpu_time_s", "time_to_target_s", "forward_evals", *extra]
     rows = []
     for method, sums in sorted(by_method.items()):
         row = [method]
@@ -85,14 +86,16 @@ def _method_table(trials: list[dict[str, Any]], quality: str, extra: tuple[str, 
 
 def build_report(paper_slug: str, scale: str, seeds: list[int], config: dict[str, Any]) -> Path:
     """Write ``reports/<paper>/{index.md,index.html,summary.json,figures/*.png}``."""
-    from repro.registry import get_paper
-    from repro.tracking import tracking_uri
+    from repro.tracking import tracking_uri  # imports MLflow's config helpers only here
 
     paper = get_paper(paper_slug)
     claims_file = paths.claims_path(paper_slug, scale)
     if not claims_file.is_file():
         raise ReproError(f"{paths.rel(claims_file)} is missing; run `repro evaluate {paper_slug}` first")
     claims = json.loads(claims_file.read_text())
+    if claims.get("scale") != scale or claims.get("seeds") != list(seeds):
+        raise ReproError(f"{paths.rel(claims_file)} was evaluated for scale {claims.get('scale')!r} with seeds "
+                         f"{claims.get('seeds')}, not {scale!r} with {list(seeds)}; run `repro evaluate` again")
     trials = load_trials(paper_slug, scale, seeds)
     out_dir = paths.reports_dir(paper_slug)
     fig_dir = out_dir / "figures"
@@ -115,7 +118,9 @@ def build_report(paper_slug: str, scale: str, seeds: list[int], config: dict[str
         "",
         "Our value is the mean of the claim's quantity over seeds with its 95% confidence interval "
         "(Student t); comparisons are paired by seed (method and baseline ran with the same seeds "
-        "on the same machine in this run).",
+        "on the same machine in this run). A seed that never reached the target counts as infinite "
+        "time to target (AlgoPerf); the verdict says how many missed. \"By construction\" marks a "
+        "quantity the configuration fixes (an accounting identity): it is shown, never counted as reproduced.",
         "",
     ]
     rows = []
@@ -131,21 +136,24 @@ def build_report(paper_slug: str, scale: str, seeds: list[int], config: dict[str
     for exp in paper.experiments_at(scale).values():
         exp_trials = [t for t in trials if t["experiment"] == exp.name]
         quality = exp_trials[0]["quality_metric"]
+        target_metric = exp_trials[0].get("target_metric", quality)
         md += [f"## Experiment `{exp.name}`", "", exp.description, "",
                f"Workload `{exp_trials[0]['workload']}` (dataset `{exp_trials[0]['dataset']}`, "
-               f"target {quality} {'≥' if quality.endswith(('accuracy', 'r2')) else '≤'} "
-               f"{exp_trials[0]['target']}). Mean ± 95% CI half-width over seeds:", "",
+               f"target {target_metric} {'≥' if quality.endswith(('accuracy', 'r2')) else '≤'} "
+               f"{exp_trials[0]['target']} on the validation split; test numbers are reported, never used "
+               f"to steer). Mean ± 95% CI half-width over seeds:", "",
                _method_table(exp_trials, quality, ()), ""]
-        for column in (quality, *paper.report_curves):
+        for column in (target_metric, quality, *paper.report_curves):
             if not any(column in r for t in exp_trials for r in t["history"]):
                 continue
             fig = plot_comparison(exp_trials, column, fig_dir / f"{exp.name}_{column}.png",
                                   title=f"{exp.name}: {column}",
-                                  target=exp_trials[0]["target"] if column == quality else None)
+                                  target=exp_trials[0]["target"] if column == target_metric else None)
             if fig is not None:
                 md += [f"![{exp.name} {column}](figures/{fig.name})", ""]
         md += ["<details><summary>Hyper-parameters</summary>", ""]
-        md += [f"- `{m}`: `{json.dumps(hp, sort_keys=True)}`" for m, hp in exp.methods.items()]
+        md += [f"- `{m}`: `{json.dumps(paper.trial_hparams(scale, exp.name, m), sort_keys=True)}`"
+               for m in exp.methods]
         md += ["", "</details>", ""]
 
     if paper.notes:
@@ -163,12 +171,21 @@ def build_report(paper_slug: str, scale: str, seeds: list[int], config: dict[str
                *[[f"data `{name}` sha256", f"`{sha}`"] for name, sha in checksums],
            ]), ""]
     md += ["## MLflow runs", "",
-           f"Tracking URI: `{tracking_uri(config)}` · experiment `{paper_slug}` · browse with "
+           f"Tracking store: `{_public_uri(tracking_uri(config))}` · experiment `{paper_slug}` · browse with "
            "`uv run mlflow ui --backend-store-uri sqlite:///mlflow.db` (binds 127.0.0.1).", "",
            _table(["experiment", "method", "seed", "run id"],
                   [[t["experiment"], t["method"], str(t["seed"]), f"`{t['mlflow_run_id']}`"]
                    for t in sorted(trials, key=lambda t: (t["experiment"], t["method"], t["seed"]))]), ""]
 
+    from repro import tracking
+
+    parent = tracking.log_reproduction(
+        paper_slug, scale, claims, [t["mlflow_run_id"] for t in trials],
+        {**environment.git_state(), **tracking.source_tags(environment.git_state()["git_commit"],
+                                                            f"repro report {paper_slug}")},
+        config, artifact=claims_file)
+    md.insert(md.index("## MLflow runs") + 2,
+              f"Reproduction (parent) run: `{parent}` — every trial run below is filed under it.\n")
     text = "\n".join(md)
     write_text(text, out_dir / "index.md")
     write_text(to_html(text, paper.title, out_dir), out_dir / "index.html")
@@ -191,23 +208,44 @@ def to_html(md_text: str, title: str, base_dir: Path) -> str:
             f"<style>{CSS}</style></head><body>{body}</body></html>\n")
 
 
-def build_index(config: dict[str, Any]) -> Path:
-    """``reports/index.{md,html}``: every configured paper with its verdict counts."""
-    from repro.registry import get_paper
+def _public_uri(uri: str) -> str:
+    """The tracking URI as a report may show it: a local file store relative to the project."""
+    if uri.startswith("sqlite:///"):
+        path = Path(uri.removeprefix("sqlite:///"))
+        try:
+            return f"sqlite:///{path.resolve().relative_to(paths.project_root())}"
+        except ValueError:
+            return f"sqlite:///…/{path.name}"
+    return re.sub(r"//[^/@]*@", "//", uri)  # never print credentials
 
+
+INDEX_ORDER = ("reproduced", "not reproduced", "inconclusive", "not run")
+
+
+def build_index(papers: list[str], scale: str) -> Path:
+    """``reports/index.{md,html}``: exactly *papers*, each from its report of this *scale*.
+
+    Claims that hold "by construction" are listed in their own column and never counted as
+    reproduced.
+    """
     rows = []
-    for slug in config["papers"]:
+    for slug in papers:
         summary_file = paths.reports_dir(slug) / "summary.json"
         if not summary_file.is_file():
             raise ReproError(f"{paths.rel(summary_file)} is missing; run `repro report {slug}` first")
         s = json.loads(summary_file.read_text())
-        counts = " · ".join(f"{VERDICT_MARK[v]}: {n}" for v, n in s["summary"].items() if n)
-        rows.append([f"[{get_paper(slug).title}]({slug}/index.html)", f"`{slug}`", s["scale"], counts])
+        if s.get("scale") != scale:
+            raise ReproError(f"{paths.rel(summary_file)} is a {s.get('scale')!r} report, not {scale!r}; "
+                             f"run `repro report {slug} --scale {scale}` first")
+        counts = " · ".join(f"{VERDICT_MARK[v]}: {s['summary'].get(v, 0)}" for v in INDEX_ORDER
+                            if s["summary"].get(v))
+        rows.append([f"[{get_paper(slug).title}]({slug}/index.html)", f"`{slug}`", s["scale"], counts or "—",
+                     str(s["summary"].get("by construction", 0))])
     hw = environment.hardware()
     text = "\n".join([
         "# Reproduction reports", "",
         "Does each paper's headline claim hold, measured fairly against a strong baseline on this hardware?", "",
-        _table(["paper", "slug", "scale", "verdicts"], rows), "",
+        _table(["paper", "slug", "scale", "verdicts", "by construction (not counted)"], rows), "",
         f"Hardware: {hw['cpu']} ({hw['cpu_count']} cores)" + (f"; {hw['gpu']}" if "gpu" in hw else ""),
         f" · commit `{environment.git_state()['git_commit'][:12]}`", "",
     ])

@@ -20,13 +20,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from repro import environment, paths
+from repro import catalog, environment, paths
 from repro.checkpoint import Checkpointer
 from repro.datasets import TensorData, load_prepared
-from repro.errors import ReproError, unknown
+from repro.errors import ReproError
 from repro.files import write_json
+from repro.papers import get_paper
 from repro.timing import TrainClock
-from repro.workloads import Workload, get_workload
+from repro.workloads import Workload
 
 
 def seed_everything(seed: int, device: torch.device) -> None:
@@ -66,21 +67,39 @@ class RunContext:
     def count_forward(self, n: int) -> None:
         self.forward_evals += int(n)
 
+    def _timed(self, split: str, predict: Callable[[torch.Tensor], torch.Tensor]) -> tuple[dict[str, float], float]:
+        t0 = time.perf_counter()
+        scores = self.workload.evaluate(predict, self.data, split)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return scores, time.perf_counter() - t0
+
     def evaluate(self, predict: Callable[[torch.Tensor], torch.Tensor], epoch: int, step: int,
-                 **values: float) -> dict[str, float]:
-        """Score *predict* on the test split with the clock paused, and record a history row."""
-        with self.clock.paused():
-            t0 = time.perf_counter()
-            scores = self.workload.evaluate(predict, self.data)
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)
-            eval_time = time.perf_counter() - t0
+                 decision: bool = False, **values: float) -> dict[str, float]:
+        """Score *predict* on the validation and test splits and record a history row.
+
+        *decision*: the method reads this evaluation's validation metrics to steer training, so
+        scoring the validation split runs on the training clock. Otherwise both splits are scored
+        with the clock paused. The test split is always off the clock (and must never steer).
+        """
+        if decision:
+            with self.clock.measuring():
+                val, _ = self._timed("val", predict)
+            with self.clock.paused():
+                test, eval_time = self._timed("test", predict)
+        else:
+            with self.clock.paused():
+                val, t_val = self._timed("val", predict)
+                test, t_test = self._timed("test", predict)
+            eval_time = t_val + t_test
         row = {
             "epoch": float(epoch),
             "step": float(step),
             "train_time_s": self.clock.elapsed,
+            "train_cpu_time_s": self.clock.cpu_elapsed,
             "forward_evals": float(self.forward_evals),
-            **scores,
+            **val,
+            **test,
             **{k: float(v) for k, v in values.items()},
         }
         self.eval_time_s += eval_time
@@ -92,6 +111,7 @@ class RunContext:
         return {
             "history": self.history,
             "train_time_s": self.clock.elapsed,
+            "train_cpu_time_s": self.clock.cpu_elapsed,
             "eval_time_s": self.eval_time_s,
             "forward_evals": self.forward_evals,
             "extra": self.extra,
@@ -102,7 +122,8 @@ class RunContext:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.history = list(state["history"])
-        self.clock = TrainClock(self.device, elapsed=float(state["train_time_s"]))
+        self.clock = TrainClock(self.device, elapsed=float(state["train_time_s"]),
+                                cpu_elapsed=float(state.get("train_cpu_time_s", 0.0)))
         self.eval_time_s = float(state["eval_time_s"])
         self.forward_evals = int(state["forward_evals"])
         self.extra = dict(state["extra"])
@@ -124,20 +145,27 @@ class RunContext:
 
 
 def summarise(ctx: RunContext) -> dict[str, float]:
-    """Final metrics and time-to-target from the recorded history (the protocol every paper uses)."""
+    """Final metrics and time-to-target from the recorded history (the protocol every paper uses).
+
+    The target is checked on the *validation* split (``workload.target_metric``). A run that
+    never reaches it has ``reached_target = 0`` and no value (null) for every ``*_to_target*``
+    quantity; the claims read a miss as infinite (see ``repro.claims``).
+    """
     if not ctx.history:
         raise ReproError(f"method {ctx.method!r} recorded no evaluation; nothing to summarise")
     wl = ctx.workload
     final = ctx.history[-1]
-    hit = next((r for r in ctx.history if wl.reached(r[wl.quality_metric])), None)
-    summary = {k: v for k, v in final.items() if k.startswith("test_")}
+    hit = next((r for r in ctx.history if wl.reached(r[wl.target_metric])), None)
+    summary = {k: v for k, v in final.items() if k.startswith(("test_", "val_"))}
     summary.update(
         train_time_s=ctx.clock.elapsed,
+        train_cpu_time_s=ctx.clock.cpu_elapsed,
         eval_time_s=ctx.eval_time_s,
         forward_evals=float(ctx.forward_evals),
         epochs=final["epoch"],
         reached_target=1.0 if hit else 0.0,
         time_to_target_s=hit["train_time_s"] if hit else math.nan,
+        time_to_target_cpu_s=hit["train_cpu_time_s"] if hit else math.nan,
         epochs_to_target=hit["epoch"] if hit else math.nan,
     )
     summary.update(ctx.extra)
@@ -150,21 +178,15 @@ def build_context(paper_slug: str, experiment: str, method: str, seed: int, scal
 
     Raises ``ReproError`` naming the bad value (and the valid choices) before any work starts.
     """
-    from repro.registry import get_paper
-
     paper = get_paper(paper_slug)
-    exp = paper.experiment(scale, experiment)
-    if method not in exp.methods:
-        raise unknown(f"method of experiment {experiment!r}", method, exp.methods)
-    spec = paper.method(method)
-    hparams = dict(exp.methods[method])
-    spec.validate(hparams)
+    hparams = paper.trial_hparams(scale, experiment, method)
+    paper.method(method).validate(hparams)
     if seed < 0:
         raise ReproError(f"seed must be >= 0, got {seed}")
-    workload = get_workload(exp.workload)
+    workload = catalog.get_workload(paper.experiment(scale, experiment).workload)
     device = environment.select_device()
     seed_everything(seed, device)
-    data = load_prepared(workload.dataset).to(device)
+    data = workload.split(load_prepared(workload.dataset)).to(device)
     ckpt = Checkpointer(paths.checkpoint_dir() / paper_slug / scale / experiment / method / f"seed{seed}.pt")
     ctx = RunContext(
         paper=paper_slug, experiment=experiment, method=method, seed=seed, scale=scale,
@@ -177,8 +199,7 @@ def build_context(paper_slug: str, experiment: str, method: str, seed: int, scal
 def run_trial(paper_slug: str, experiment: str, method: str, seed: int, scale: str,
               config: dict[str, Any], out: Path | None = None, progress: bool = True) -> Path:
     """Run one trial under MLflow tracking and write its results JSON (last, atomically)."""
-    from repro import tracking
-    from repro.registry import get_paper
+    from repro import tracking  # MLflow is imported only by a trial that logs
 
     out = out or paths.trial_path(paper_slug, scale, experiment, method, seed)
     out.unlink(missing_ok=True)  # never leave a previous result beside a new attempt
@@ -195,26 +216,31 @@ def run_trial(paper_slug: str, experiment: str, method: str, seed: int, scale: s
         "seed": str(seed), "dataset_sha256": data.sha256, "device": environment.device_name(device),
         "torch_threads": str(torch.get_num_threads()),
         **environment.git_state(),
+        **tracking.source_tags(environment.git_state()["git_commit"], f"repro run {paper_slug}"),
         **{f"version.{k}": v for k, v in environment.package_versions().items()},
     }
     run_name = f"{experiment}/{method}/seed{seed}"
+    dataset = {"name": workload.dataset, "digest": data.sha256,
+               "source": paths.rel(paths.prepared_data_path(workload.dataset))}
     with tracking.TrackedRun(paper_slug, run_name, params, tags, config,
-                             resume_run_id=resume_run_id) as tracked:
+                             resume_run_id=resume_run_id, dataset=dataset) as tracked:
         ctx.mlflow_run_id = tracked.run_id
         spec.fit(ctx, hparams)
         summary = summarise(ctx)
         result = {
             "paper": paper_slug, "experiment": experiment, "method": method, "seed": seed, "scale": scale,
             "workload": workload.name, "dataset": workload.dataset, "dataset_sha256": data.sha256,
-            "quality_metric": workload.quality_metric, "target": workload.target,
+            "quality_metric": workload.quality_metric, "target_metric": workload.target_metric,
+            "target": workload.target,
             "hparams": hparams, "summary": summary, "history": ctx.history,
             "mlflow_run_id": tracked.run_id, "device": environment.device_name(device),
+            "torch_threads": torch.get_num_threads(),
             "environment": {**environment.git_state(), **environment.hardware(),
                             "versions": environment.package_versions()},
         }
         tracked.log_history(ctx.history)
         tracked.log_summary(summary)
-        tracked.log_result_artifacts(result, quality=workload.quality_metric)
+        tracked.log_result_artifacts(result, quality=workload.target_metric)
     write_json(result, out)
     ctx.checkpoint.clear()
     return out

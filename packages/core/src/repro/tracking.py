@@ -1,5 +1,14 @@
 """MLflow tracking: one experiment per paper, one run per (experiment, method, seed).
 
+MLflow's own conventions, so its UI shows what ran: every experiment is tagged
+``mlflow.experimentKind = custom_model_development`` (MLflow 3 then opens it in the
+model-training view, not the GenAI one); every run carries the system tags
+``mlflow.source.name`` / ``mlflow.source.type`` / ``mlflow.source.git.commit`` (the Source
+column) and logs its dataset as an MLflow dataset input (name, sha256 digest, source: the
+Dataset column). The report step adds one parent run per reproduction (paper × scale) with the
+verdicts, and files every trial run under it (``mlflow.parentRunId``): one click shows a whole
+reproduction.
+
 Default store: SQLite ``mlflow.db`` at the project root with artifacts in ``mlartifacts/``;
 ``$MLFLOW_TRACKING_URI`` (or ``mlflow.tracking_uri`` in params.yaml) overrides it.
 
@@ -26,6 +35,7 @@ from typing import Any
 from repro import paths
 
 MAX_PARAM_LEN = 6000
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 BATCH = 900  # MLflow accepts at most 1000 metrics per log_batch call
 
 
@@ -71,10 +81,12 @@ def get_or_create_experiment(uri: str, name: str) -> str:
         client = MlflowClient(uri)  # first use of a fresh SQLite store runs the migrations here
         exp = client.get_experiment_by_name(name)
         if exp is not None:
+            if exp.tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:
+                client.set_experiment_tag(exp.experiment_id, *EXPERIMENT_KIND)
             return exp.experiment_id
         location = (artifact_root() / name).as_uri() if _sqlite_path(uri) else None
         try:
-            return client.create_experiment(name, artifact_location=location)
+            return client.create_experiment(name, artifact_location=location, tags=dict([EXPERIMENT_KIND]))
         except MlflowException:  # created meanwhile by a writer that holds no lock (remote store)
             exp = client.get_experiment_by_name(name)
             if exp is None:
@@ -91,7 +103,8 @@ class TrackedRun:
     """A context manager around one MLflow run; marks it FAILED if the body raises."""
 
     def __init__(self, paper: str, run_name: str, params: dict[str, Any], tags: dict[str, str],
-                 config: dict[str, Any] | None = None, resume_run_id: str | None = None) -> None:
+                 config: dict[str, Any] | None = None, resume_run_id: str | None = None,
+                 dataset: dict[str, str] | None = None) -> None:
         from mlflow.tracking import MlflowClient
 
         self.uri = tracking_uri(config)
@@ -99,6 +112,7 @@ class TrackedRun:
         self.client = MlflowClient(self.uri)
         self.run_name, self.params, self.tags = run_name, params, tags
         self.resume_run_id = resume_run_id
+        self.dataset = dataset
         self.run_id = ""
 
     def __enter__(self) -> "TrackedRun":
@@ -115,6 +129,8 @@ class TrackedRun:
             params=[Param(k, _param_value(v)) for k, v in sorted(self.params.items())],
             tags=[RunTag(k, str(v)) for k, v in sorted(self.tags.items())],
         )
+        if self.dataset:
+            log_dataset(self.client, self.run_id, **self.dataset)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -159,3 +175,46 @@ class TrackedRun:
                 plot_single_run(history, quality, d / "learning_curve.png",
                                 title=f"{result['experiment']} / {result['method']} / seed {result['seed']}")
             self.client.log_artifacts(self.run_id, str(d))
+
+
+def source_tags(commit: str, command: str) -> dict[str, str]:
+    """MLflow's system tags for where a run came from (the UI's Source column)."""
+    tags = {"mlflow.source.name": command, "mlflow.source.type": "LOCAL"}
+    if commit and commit != "unknown":
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
+def log_dataset(client: Any, run_id: str, name: str, digest: str, source: str, context: str = "train") -> None:
+    """Log a prepared dataset as an MLflow dataset input (the UI's Dataset column)."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    ds = Dataset(name=name, digest=digest[:36], source_type="local", source=json.dumps({"uri": source}),
+                 schema=None, profile=None)
+    client.log_inputs(run_id, datasets=[DatasetInput(ds, tags=[InputTag("mlflow.data.context", context)])])
+
+
+def log_reproduction(paper: str, scale: str, claims: dict[str, Any], trial_run_ids: list[str],
+                     tags: dict[str, str], config: dict[str, Any] | None = None, artifact: Path | None = None) -> str:
+    """One parent run for a paper's reproduction at *scale*: the verdict counts as metrics, each
+    claim's verdict as a tag, ``claims.json`` as an artifact; every trial run is filed under it."""
+    from mlflow.entities import Metric, RunTag
+    from mlflow.tracking import MlflowClient
+
+    uri = tracking_uri(config)
+    client = MlflowClient(uri)
+    exp_id = get_or_create_experiment(uri, paper)
+    run = client.create_run(exp_id, run_name=f"reproduction/{scale}")
+    now = int(time.time() * 1000)
+    client.log_batch(
+        run.info.run_id,
+        metrics=[Metric(f"verdicts.{k.replace(' ', '_')}", float(v), now, 0) for k, v in claims["summary"].items()],
+        tags=[RunTag(k, str(v)) for k, v in sorted({**tags, "reproduction": "true", "scale": scale}.items())]
+        + [RunTag(f"claim.{cid}"[:250], c["verdict"]) for cid, c in claims["claims"].items()],
+    )
+    if artifact is not None:
+        client.log_artifact(run.info.run_id, str(artifact))
+    for rid in trial_run_ids:
+        client.set_tag(rid, "mlflow.parentRunId", run.info.run_id)
+    client.set_terminated(run.info.run_id, "FINISHED")
+    return run.info.run_id

@@ -7,17 +7,27 @@ Hook points, in the order they fire::
                 per batch:  select_batch -> before_forward -> after_forward
                             -> before_backward -> after_backward
                             -> before_optimizer_step -> after_optimizer_step
-                (scheduler step, evaluation with the clock paused)
+                (scheduler step, evaluation)
                 epoch_end
     fit_end
 
 A hook sees the mutable ``TrainState``; it may replace the batch in ``select_batch``, set
 ``state.skip_step`` to skip an optimizer step, or ``state.stop`` to end training early.
-Everything a hook does (except evaluation) counts as training time.
+Everything a hook does counts as training time. Evaluation does not — except where a hook
+decides on it: a hook with ``decides_on_validation = True`` (WUS's trigger, a plateau stop)
+makes the validation part of every evaluation run on the training clock, because the method
+needs it and its baseline does not. The test split is scored with the clock paused and never
+reaches a decision.
+
+Gradient methods are built with :func:`gradient_method`: the core's hyper-parameters
+(:class:`GradientConfig`: optimizer, learning rate and its schedule, budget, evaluation,
+checkpoints, plateau stop) plus the method's own typed dataclass, validated once by
+``repro.hparams``, and a function that builds the method's hooks.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,9 +36,58 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from repro import hparams as H
+from repro import metrics as M
 from repro.errors import ReproError, unknown
+from repro.hparams import hp
+from repro.paper import Method
 from repro.run import RunContext
 from repro.workloads import augment_batch
+
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "sgd": torch.optim.SGD,
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+}
+LR_SCHEDULES = ("none", "step", "cosine")
+
+
+@dataclass(frozen=True)
+class GradientConfig:
+    """The core's gradient-descent hyper-parameters, shared by every gradient method."""
+
+    optimizer: str = hp("adam", "torch optimizer", choices=tuple(OPTIMIZERS))
+    lr: float = hp(1e-3, "base learning rate (per mean-reduced mini-batch loss)", low=0, low_open=True)
+    epochs: int | None = hp(None, "epochs to train (default: the workload's max_epochs)", low=1)
+    batch_size: int | None = hp(None, "mini-batch size (default: the workload's)", low=1)
+    weight_decay: float | None = hp(None, "L2 weight decay (default: the optimizer's own)", low=0)
+    momentum: float | None = hp(None, "SGD momentum (sgd only; default 0)", low=0, high=1)
+    eval_every: int = hp(1, "evaluate every this many epochs (and after the last)", low=1)
+    checkpoint_every: int = hp(0, "save a resumable checkpoint every this many epochs (0: never)", low=0)
+    plateau_patience: int | None = hp(None, "stop after this many evaluations without a validation "
+                                            "improvement (None: no plateau stop)", low=1)
+    plateau_min_delta: float = hp(1e-4, "relative improvement that counts for the plateau stop", low=0)
+    lr_schedule: str = hp("none", "per-epoch learning-rate schedule", choices=LR_SCHEDULES)
+    lr_step: int = hp(10, "step schedule: epochs between decays", low=1)
+    lr_gamma: float = hp(0.1, "step schedule: decay factor", low=0, high=1, low_open=True)
+    warmup_epochs: int = hp(0, "linear warm-up of the learning rate over this many epochs", low=0)
+
+
+GD_KEYS = H.keys(GradientConfig)
+
+
+def scheduled_lr(cfg: GradientConfig, epoch: int, total_epochs: int) -> float:
+    """Learning rate for 0-based *epoch*: constant, step (× gamma every lr_step epochs) or cosine
+    (from lr to 0 over the run), times a linear warm-up ((epoch + 1) / warmup_epochs) at the start."""
+    if cfg.lr_schedule == "step":
+        lr = cfg.lr * cfg.lr_gamma ** (epoch // cfg.lr_step)
+    elif cfg.lr_schedule == "cosine":
+        lr = 0.5 * cfg.lr * (1 + math.cos(math.pi * epoch / max(total_epochs, 1)))
+    else:
+        lr = cfg.lr
+    if epoch < cfg.warmup_epochs:
+        lr *= (epoch + 1) / cfg.warmup_epochs
+    return lr
 
 
 @dataclass
@@ -50,7 +109,13 @@ class TrainState:
 
 
 class Hook:
-    """Base class: override the events you need; ``state_dict`` is saved in checkpoints."""
+    """Base class: override the events you need; ``state_dict`` is saved in checkpoints.
+
+    ``decides_on_validation``: the hook reads validation metrics to steer training, so the
+    validation evaluations run on the training clock (see the module docstring).
+    """
+
+    decides_on_validation: bool = False
 
     def fit_start(self, state: TrainState) -> None: ...
     def epoch_start(self, state: TrainState) -> None: ...
@@ -74,24 +139,27 @@ class Hook:
 
 
 class PlateauStop(Hook):
-    """Stop when the training loss has not improved by ``min_delta`` (relative) for ``patience`` evals.
+    """Stop when the validation quality (``workload.target_metric``) has not improved by
+    ``min_delta`` (relative) for ``patience`` evaluations. Used for "run to convergence" baselines."""
 
-    Used for "run to convergence" baselines.
-    """
+    decides_on_validation = True
 
-    def __init__(self, patience: int = 20, min_delta: float = 1e-4) -> None:
+    def __init__(self, patience: int = 20, min_delta: float = 1e-4, monitor: str | None = None) -> None:
         if patience < 1 or not min_delta >= 0:
             raise ReproError(f"PlateauStop: patience must be >= 1 and min_delta >= 0, got {patience}, {min_delta}")
-        self.patience, self.min_delta = patience, min_delta
-        self.best = float("inf")
+        self.patience, self.min_delta, self.monitor = patience, min_delta, monitor
+        self.best: float | None = None
         self.bad = 0
 
     def epoch_end(self, state: TrainState) -> None:
-        loss = state.last_eval.get("train_loss")
-        if not state.evaluated or loss is None:
+        metric = self.monitor or state.ctx.workload.target_metric
+        value = state.last_eval.get(metric)
+        if not state.evaluated or value is None:
             return
-        if loss < self.best * (1 - self.min_delta):
-            self.best, self.bad = loss, 0
+        sign = 1.0 if M.higher_is_better(metric) else -1.0
+        score = sign * value  # higher is better
+        if self.best is None or score > self.best + self.min_delta * abs(self.best):
+            self.best, self.bad = score, 0
         else:
             self.bad += 1
             state.stop = self.bad >= self.patience
@@ -100,14 +168,20 @@ class PlateauStop(Hook):
         return {"best": self.best, "bad": self.bad}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.best, self.bad = float(state["best"]), int(state["bad"])
+        self.best = None if state["best"] is None else float(state["best"])
+        self.bad = int(state["bad"])
 
 
-OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
-    "sgd": torch.optim.SGD,
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-}
+class LRSchedule(Hook):
+    """Sets each epoch's learning rate from :func:`scheduled_lr` (a no-op for a constant schedule)."""
+
+    def __init__(self, cfg: GradientConfig, total_epochs: int) -> None:
+        self.cfg, self.total_epochs = cfg, total_epochs
+
+    def epoch_start(self, state: TrainState) -> None:
+        lr = scheduled_lr(self.cfg, state.epoch, self.total_epochs)
+        for group in state.optimizer.param_groups:
+            group["lr"] = lr
 
 
 def build_optimizer(name: str, params: Any, **kwargs: Any) -> torch.optim.Optimizer:
@@ -140,6 +214,7 @@ class Trainer:
         self.eval_every, self.checkpoint_every = eval_every, checkpoint_every
         self.loss_fn = loss_fn or ctx.workload.loss_fn()
         self.state = TrainState(ctx=ctx, model=model.to(ctx.device), optimizer=optimizer, scheduler=scheduler)
+        self.decides_on_validation = any(h.decides_on_validation for h in self.hooks)
 
     def _call(self, event: str) -> None:
         for hook in self.hooks:
@@ -213,7 +288,7 @@ class Trainer:
                 self._call("fit_start")
         bar = tqdm(total=self.epochs, initial=s.epoch, desc=f"{ctx.experiment}/{ctx.method}/seed{ctx.seed}",
                    disable=not ctx.progress, mininterval=1.0, dynamic_ncols=True)
-        quality = ctx.workload.quality_metric
+        quality = ctx.workload.target_metric
         train_loss = torch.tensor(float("nan"))  # no epoch may run (resumed at the end, or stopped)
         while s.epoch < self.epochs and not s.stop:
             with ctx.clock.measuring():
@@ -223,7 +298,8 @@ class Trainer:
             s.evaluated = s.epoch % self.eval_every == 0 or s.epoch == self.epochs
             if s.evaluated:
                 s.model.eval()
-                s.last_eval = ctx.evaluate(s.model, s.epoch, s.step, train_loss=float(train_loss))
+                s.last_eval = ctx.evaluate(s.model, s.epoch, s.step, decision=self.decides_on_validation,
+                                           train_loss=float(train_loss))
                 bar.set_postfix({quality: f"{s.last_eval[quality]:.4g}"}, refresh=False)
             with ctx.clock.measuring():
                 self._call("epoch_end")
@@ -241,61 +317,69 @@ class Trainer:
         return s
 
 
-def gradient_descent(ctx: RunContext, hparams: dict[str, Any], hooks: Sequence[Hook] = ()) -> TrainState:
-    """The standard baseline on any workload: build its model, train with the named optimizer.
-
-    hparams: optimizer (sgd|adam|adamw), lr, epochs (default: workload.max_epochs), batch_size
-    (default: workload.batch_size), weight_decay, momentum (sgd), eval_every, checkpoint_every,
-    plateau_patience / plateau_min_delta (stop at convergence when set).
-    """
+def gradient_descent(ctx: RunContext, hparams: GradientConfig | dict[str, Any],
+                     hooks: Sequence[Hook] = ()) -> TrainState:
+    """The standard baseline on any workload: build its model, train with the named optimizer,
+    the learning-rate schedule and (if set) the plateau stop of *hparams* (see ``GradientConfig``)."""
+    cfg = hparams if isinstance(hparams, GradientConfig) else H.parse(GradientConfig, hparams, "gradient-descent")
     model = ctx.workload.build_model()
-    opt_kwargs: dict[str, Any] = {"lr": float(hparams.get("lr", 1e-3))}
-    if "weight_decay" in hparams:
-        opt_kwargs["weight_decay"] = float(hparams["weight_decay"])
-    if hparams.get("optimizer", "adam") == "sgd" and "momentum" in hparams:
-        opt_kwargs["momentum"] = float(hparams["momentum"])
-    optimizer = build_optimizer(hparams.get("optimizer", "adam"), model.parameters(), **opt_kwargs)
-    hooks = list(hooks)
-    if "plateau_patience" in hparams:
-        hooks.append(PlateauStop(int(hparams["plateau_patience"]), float(hparams.get("plateau_min_delta", 1e-4))))
+    opt_kwargs: dict[str, Any] = {"lr": cfg.lr}
+    if cfg.weight_decay is not None:
+        opt_kwargs["weight_decay"] = cfg.weight_decay
+    if cfg.optimizer == "sgd" and cfg.momentum is not None:
+        opt_kwargs["momentum"] = cfg.momentum
+    optimizer = build_optimizer(cfg.optimizer, model.parameters(), **opt_kwargs)
+    epochs = cfg.epochs or ctx.workload.max_epochs
+    all_hooks: list[Hook] = []
+    if cfg.lr_schedule != "none" or cfg.warmup_epochs:
+        all_hooks.append(LRSchedule(cfg, epochs))
+    all_hooks += list(hooks)
+    if cfg.plateau_patience is not None:
+        all_hooks.append(PlateauStop(cfg.plateau_patience, cfg.plateau_min_delta))
     trainer = Trainer(
         ctx, model, optimizer,
-        epochs=int(hparams.get("epochs", ctx.workload.max_epochs)),
-        batch_size=int(hparams.get("batch_size", ctx.workload.batch_size)),
-        hooks=hooks,
-        eval_every=int(hparams.get("eval_every", 1)),
-        checkpoint_every=int(hparams.get("checkpoint_every", 0)),
+        epochs=epochs,
+        batch_size=cfg.batch_size or ctx.workload.batch_size,
+        hooks=all_hooks,
+        eval_every=cfg.eval_every,
+        checkpoint_every=cfg.checkpoint_every,
     )
     return trainer.fit()
 
 
-GD_KEYS = {"optimizer", "lr", "epochs", "batch_size", "weight_decay", "momentum", "eval_every",
-           "checkpoint_every", "plateau_patience", "plateau_min_delta"}
+def split_gradient_hparams(hparams: dict[str, Any], config: type | None, owner: str) -> tuple[GradientConfig, Any]:
+    """The core's gradient-descent hyper-parameters and the method's own (*config*, a dataclass
+    of ``hp`` fields; None: the method has none), each validated; an unknown key names both sets."""
+    own = H.parse(config, hparams, owner, ignore=GD_KEYS) if config is not None else None
+    if config is None:
+        for key in hparams:
+            if key not in GD_KEYS:
+                raise unknown(f"{owner} hyper-parameter", key, GD_KEYS)
+    gd = H.parse(GradientConfig, {k: v for k, v in hparams.items() if k in GD_KEYS}, owner)
+    return gd, own
 
 
-def validate_gradient_hparams(hparams: dict[str, Any]) -> None:
-    """Reject unknown keys and out-of-range values, naming the key."""
-    for key in hparams:
-        if key not in GD_KEYS:
-            raise unknown("gradient-descent hyper-parameter", key, GD_KEYS)
-    if hparams.get("optimizer", "adam") not in OPTIMIZERS:
-        raise unknown("optimizer (key 'optimizer')", hparams["optimizer"], OPTIMIZERS)
-    for key in ("lr",):
-        if key in hparams and not (float(hparams[key]) > 0 and float(hparams[key]) < float("inf")):
-            raise ReproError(f"hyper-parameter {key!r} must be a positive finite number, got {hparams[key]!r}")
-    for key in ("epochs", "batch_size", "eval_every", "plateau_patience"):
-        if key in hparams and (not isinstance(hparams[key], int) or hparams[key] < 1):
-            raise ReproError(f"hyper-parameter {key!r} must be an integer >= 1, got {hparams[key]!r}")
+HookFactory = Callable[[RunContext, Any, GradientConfig], Sequence[Hook]]
 
 
-def split_gradient_hparams(hparams: dict[str, Any], own_keys: set[str], owner: str) -> dict[str, Any]:
-    """For methods built on ``gradient_descent``: reject keys that are neither the core's
-    gradient-descent keys nor *own_keys* (naming *owner* and the valid choices), validate the
-    gradient-descent ones and return them."""
-    valid = GD_KEYS | set(own_keys)
-    for key in hparams:
-        if key not in valid:
-            raise unknown(f"{owner} hyper-parameter", key, valid)
-    gd = {k: v for k, v in hparams.items() if k in GD_KEYS}
-    validate_gradient_hparams(gd)
-    return gd
+def gradient_method(name: str, description: str, *, config: type | None = None,
+                    hooks: HookFactory | None = None, fixed: dict[str, Any] | None = None,
+                    is_baseline: bool = False) -> Method:
+    """A ``Method`` that is the core's gradient descent plus the method's hooks.
+
+    Args:
+        config: the method's own hyper-parameters, a frozen dataclass of ``repro.hparams.hp`` fields.
+        hooks: ``hooks(ctx, own_config, gradient_config)`` -> the hooks of one trial (it may also
+            prepare ``ctx``, e.g. restrict the training data).
+        fixed: the switches that define the method (merged over the experiment's hyper-parameters).
+    """
+    def fit(ctx: RunContext, hparams: dict[str, Any]) -> None:
+        gd, own = split_gradient_hparams(hparams, config, name)
+        gradient_descent(ctx, gd, hooks=list(hooks(ctx, own, gd)) if hooks else [])
+
+    def validate(hparams: dict[str, Any]) -> None:
+        split_gradient_hparams(hparams, config, name)
+
+    doc = H.document(GradientConfig) + ("\n" + H.document(config) if config is not None else "")
+    return Method(name, fit, description, fixed=dict(fixed or {}), validate=validate, is_baseline=is_baseline,
+                  hparams_doc=doc)

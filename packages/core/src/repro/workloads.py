@@ -7,6 +7,7 @@ architecture, the same metric code and the same target for the method and its ba
 from __future__ import annotations
 
 from collections.abc import Callable
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ from repro import metrics as M
 from repro.datasets import TensorData
 from repro.errors import ReproError, unknown
 from repro.models import build_model
+from repro.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -28,11 +30,19 @@ class Workload:
         dataset: dataset registry key.
         model: model registry key; ``model_kwargs`` are passed to its builder.
         loss: key of ``repro.metrics.LOSSES``.
-        metrics: evaluated on the test split each evaluation; the first is the quality metric.
-        target: value of the quality metric that counts as "reached" (time-to-target).
+        metrics: the metrics every evaluation reports, named ``test_<metric>`` (the first is the
+            quality metric); each is computed on the validation split (``val_<metric>``) and on
+            the test split (``test_<metric>``).
+        target: value of the quality metric *on the validation split* that counts as "reached"
+            (time-to-target). The test split never steers training: triggers, early stops and
+            time-to-target read ``val_*``; ``test_*`` are the reported final numbers.
         batch_size, max_epochs: the default budget of a gradient baseline.
         augment: training-batch augmentation applied by the Trainer ("" = none; see ``AUGMENTATIONS``).
             Evaluation never augments.
+        val_fraction: share of the training data held out as the validation split (stratified by
+            class for classification), in (0, 0.5].
+        split_seed: seed of that split. It is a property of the workload, not of a trial: every
+            method and seed sees the same validation split.
     """
 
     name: str
@@ -47,10 +57,22 @@ class Workload:
     description: str = ""
     tags: dict[str, str] = field(default_factory=dict)
     augment: str = ""
+    val_fraction: float = 0.1
+    split_seed: int = 0
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        return tuple(m.split("_", 1)[1] for m in self.metrics)
 
     @property
     def quality_metric(self) -> str:
+        """The reported quality metric (test split)."""
         return self.metrics[0]
+
+    @property
+    def target_metric(self) -> str:
+        """The metric time-to-target and every training decision read (validation split)."""
+        return "val_" + self.metric_names[0]
 
     @property
     def higher_is_better(self) -> bool:
@@ -65,20 +87,46 @@ class Workload:
     def loss_fn(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         return M.LOSSES[self.loss]
 
+    def split(self, data: TensorData) -> TensorData:
+        """Carve the validation split out of *data*'s training split (see ``val_fraction``)."""
+        n = len(data.x_train)
+        g = torch.Generator().manual_seed(self.split_seed)
+        y = data.y_train.cpu()
+        if data.task == "classification":
+            val_parts = []
+            for c in torch.unique(y):
+                members = torch.nonzero(y == c).flatten()
+                k = int(round(self.val_fraction * len(members)))
+                val_parts.append(members[torch.randperm(len(members), generator=g)[:k]])
+            val_idx = torch.cat(val_parts).sort().values
+        else:
+            k = max(1, int(round(self.val_fraction * n)))
+            val_idx = torch.randperm(n, generator=g)[:k].sort().values
+        keep = torch.ones(n, dtype=torch.bool)
+        keep[val_idx] = False
+        if len(val_idx) == 0 or keep.sum() == 0:
+            raise ReproError(f"workload {self.name!r}: val_fraction {self.val_fraction} leaves an empty split "
+                             f"of the {n} training samples")
+        train_idx = torch.nonzero(keep).flatten()
+        dev = data.x_train.device
+        tr, va = train_idx.to(dev), val_idx.to(dev)
+        return dataclasses.replace(data, x_train=data.x_train[tr], y_train=data.y_train[tr],
+                                   x_val=data.x_train[va], y_val=data.y_train[va])
+
     def score(self, predictions: torch.Tensor, targets: torch.Tensor, split: str = "test") -> dict[str, float]:
         """All workload metrics of *predictions* against *targets*, keyed ``<split>_<metric>``."""
-        out = {}
-        for name in self.metrics:
-            base = name.split("_", 1)[1]
-            out[f"{split}_{base}"] = M.METRICS[base][0](predictions, targets)
-        return out
+        return {f"{split}_{base}": M.METRICS[base][0](predictions, targets) for base in self.metric_names}
 
     @torch.no_grad()
     def evaluate(self, predict: Callable[[torch.Tensor], torch.Tensor], data: TensorData,
-                 batch_size: int = 4096) -> dict[str, float]:
-        """Score ``predict`` (inputs -> outputs/logits) on the test split, in chunks."""
-        preds = torch.cat([predict(data.x_test[i:i + batch_size]) for i in range(0, len(data.x_test), batch_size)])
-        return self.score(preds.detach(), data.y_test)
+                 split: str = "test", batch_size: int = 4096) -> dict[str, float]:
+        """Score ``predict`` (inputs -> outputs/logits) on one split ("val" or "test"), in chunks."""
+        x, y = (data.x_val, data.y_val) if split == "val" else (data.x_test, data.y_test)
+        if x is None:
+            raise ReproError(f"workload {self.name!r}: dataset {data.name!r} has no validation split; "
+                             f"use workload.split(data) first")
+        preds = torch.cat([predict(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+        return self.score(preds.detach(), y, split)
 
 
 def random_crop_flip(x: torch.Tensor, generator: torch.Generator, padding: int = 4) -> torch.Tensor:
@@ -112,10 +160,9 @@ def augment_batch(name: str, x: torch.Tensor, generator: torch.Generator) -> tor
     return AUGMENTATIONS[name](x, generator)
 
 
-_REGISTRY: dict[str, Workload] = {}
-
-
-def register_workload(workload: Workload) -> Workload:
+def _check(name: str, workload: Workload) -> None:
+    if name != workload.name:
+        raise ReproError(f"workload {workload.name!r} registered under the name {name!r}")
     if workload.augment and workload.augment not in AUGMENTATIONS:
         raise unknown(f"augment of workload {workload.name!r}", workload.augment, AUGMENTATIONS)
     for m in workload.metrics:
@@ -124,31 +171,25 @@ def register_workload(workload: Workload) -> Workload:
         M.higher_is_better(m)
     if workload.loss not in M.LOSSES:
         raise unknown(f"loss of workload {workload.name!r}", workload.loss, M.LOSSES)
+    if not 0 < workload.val_fraction <= 0.5:
+        raise ReproError(f"workload {workload.name!r}: val_fraction must be in (0, 0.5], got {workload.val_fraction}")
     M.check_target(workload.quality_metric, workload.target, f"workload {workload.name!r}")
-    if workload.name in _REGISTRY and _REGISTRY[workload.name] != workload:
-        raise ReproError(f"workload {workload.name!r} is registered twice with different settings")
-    _REGISTRY[workload.name] = workload
-    return workload
 
 
-def _ensure_loaded() -> None:
-    from repro.registry import papers
+WORKLOADS: Registry[Workload] = Registry("workload", _check)
 
-    for paper in papers().values():
-        for w in paper.load().workloads:
-            register_workload(w)
+
+def register_workload(workload: Workload) -> Workload:
+    return WORKLOADS.register(workload.name, workload)
 
 
 def get_workload(name: str) -> Workload:
-    _ensure_loaded()
-    if name not in _REGISTRY:
-        raise unknown("workload", name, _REGISTRY)
-    return _REGISTRY[name]
+    """A core workload (``repro.catalog.get_workload`` also finds the papers')."""
+    return WORKLOADS.get(name)
 
 
 def workload_names() -> list[str]:
-    _ensure_loaded()
-    return sorted(_REGISTRY)
+    return WORKLOADS.names()
 
 
 # Built-in workloads, reusable by every paper.

@@ -7,67 +7,33 @@ literature (Emerick & Reynolds 2013) and listed in the package README.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
-from repro.errors import ReproError, unknown
+from repro.hparams import hp
 
 from repro_enkf.assimilation import INFLATION_KINDS
 
 
 @dataclass(frozen=True)
 class AssimilationConfig:
-    """Shared by ES-MDA (offline) and EnKF (online).
+    """Shared by ES-MDA (offline) and EnKF (online)."""
 
-    Attributes:
-        ensemble_size: Ne, number of parameter vectors in the ensemble.
-        n_assimilations: ES-MDA: N_a, assimilation steps over all observations.
-            EnKF: passes over the observation stream.
-        inflation: ES-MDA inflation schedule, "constant" (α_i = N_a) or "geometric";
-            Σ 1/α_i = 1 either way. EnKF uses α = number of passes (α = 1 for one pass: the
-            paper's online EnKF), so each observation carries unit total weight.
-        obs_std: σ of the observation error (C_D = σ² I). None: the dataset's generator
-            noise (params.yaml ``datasets.<name>.noise``), floored at ``min_obs_std``.
-        min_obs_std: lower bound for σ (noise-free data would make C_D singular).
-        init_std: None: LeCun-normal weights / small biases; else N(0, init_std²) for all.
-        batch_size: EnKF only: observations per analysis step (samples per mini-batch).
-        checkpoint_every: save a resumable checkpoint every this many steps (0: never).
-    """
-
-    ensemble_size: int = 100
-    n_assimilations: int = 8
-    inflation: str = "constant"
-    obs_std: float | None = None
-    min_obs_std: float = 0.01
-    init_std: float | None = None
-    batch_size: int = 20
-    checkpoint_every: int = 0
-
-    def __post_init__(self) -> None:
-        if self.ensemble_size < 2:
-            raise ReproError(f"hyper-parameter 'ensemble_size' must be >= 2, got {self.ensemble_size}")
-        if self.n_assimilations < 1:
-            raise ReproError(f"hyper-parameter 'n_assimilations' must be >= 1, got {self.n_assimilations}")
-        if self.inflation not in INFLATION_KINDS:
-            raise unknown("inflation (hyper-parameter 'inflation')", self.inflation, INFLATION_KINDS)
-        for key in ("obs_std", "init_std"):
-            v = getattr(self, key)
-            if v is not None and not (math.isfinite(v) and v > 0):
-                raise ReproError(f"hyper-parameter {key!r} must be a positive finite number or null, got {v}")
-        if not (math.isfinite(self.min_obs_std) and self.min_obs_std > 0):
-            raise ReproError(f"hyper-parameter 'min_obs_std' must be positive, got {self.min_obs_std}")
-        if self.batch_size < 1 or self.checkpoint_every < 0:
-            raise ReproError(f"hyper-parameters 'batch_size' >= 1 and 'checkpoint_every' >= 0, "
-                             f"got {self.batch_size}, {self.checkpoint_every}")
-
-    @classmethod
-    def from_hparams(cls, hparams: dict[str, Any]) -> "AssimilationConfig":
-        names = {f.name for f in fields(cls)}
-        for key in hparams:
-            if key not in names:
-                raise unknown("ES-MDA/EnKF hyper-parameter", key, names)
-        return cls(**hparams)
+    ensemble_size: int = hp(100, "Ne, number of parameter vectors in the ensemble", low=2)
+    n_assimilations: int = hp(8, "ES-MDA: N_a, assimilation steps over all observations; EnKF: passes over "
+                                 "the observation stream", low=1)
+    inflation: str = hp("constant", "ES-MDA inflation schedule, \"constant\" (α_i = N_a) or \"geometric\"; "
+                                    "Σ 1/α_i = 1 either way. EnKF uses α = number of passes (α = 1 for one pass: "
+                                    "the paper's online EnKF), so each observation carries unit total weight",
+                        choices=INFLATION_KINDS)
+    obs_std: float | None = hp(None, "σ of the observation error (C_D = σ² I). None: the dataset's generator "
+                                     "noise (params.yaml datasets.<name>.noise), floored at min_obs_std",
+                               low=0, low_open=True)
+    min_obs_std: float = hp(0.01, "lower bound for σ (noise-free data would make C_D singular)", low=0,
+                            low_open=True)
+    init_std: float | None = hp(None, "None: LeCun-normal weights / small biases; else N(0, init_std²) for all",
+                                low=0, low_open=True)
+    batch_size: int = hp(20, "EnKF only: observations per analysis step (samples per mini-batch)", low=1)
+    checkpoint_every: int = hp(0, "save a resumable checkpoint every this many steps (0: never)", low=0)
 
     def forward_budget(self) -> int:
         """Full-data forward passes per member × members: what a GD baseline gets as epochs."""

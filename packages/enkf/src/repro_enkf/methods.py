@@ -12,8 +12,11 @@ from typing import Any
 
 import torch
 
+from repro import hparams as H
 from repro.errors import ReproError
+from repro.paper import Method
 from repro.run import RunContext
+from repro.trainer import gradient_method
 
 from repro_enkf.assimilation import analysis_update, ensemble_spread, inflation_schedule
 from repro_enkf.configuration_enkf import AssimilationConfig
@@ -39,7 +42,7 @@ def _predictor(theta: torch.Tensor, sizes: list[int], activation: str):
 
 
 def _assimilate(ctx: RunContext, hparams: dict[str, Any], online: bool) -> None:
-    cfg = AssimilationConfig.from_hparams(hparams)
+    cfg = H.parse(AssimilationConfig, hparams, "ES-MDA/EnKF")
     sizes, act = _network(ctx)
     x, y = ctx.data.x_train, ctx.data.y_train
     var = _obs_var(ctx, cfg)
@@ -92,4 +95,20 @@ def fit_enkf(ctx: RunContext, hparams: dict[str, Any]) -> None:
 
 
 def validate(hparams: dict[str, Any]) -> None:
-    AssimilationConfig.from_hparams(hparams)
+    H.parse(AssimilationConfig, hparams, "ES-MDA/EnKF")
+
+
+_DOC = H.document(AssimilationConfig)
+
+METHODS = {
+    "esmda": Method("esmda", fit_esmda, "ES-MDA: offline, N_a inflated updates with all observations",
+                    validate=validate, hparams_doc=_DOC),
+    "enkf": Method("enkf", fit_enkf, "EnKF: online, sequential updates on mini-batches of observations",
+                   validate=validate, hparams_doc=_DOC),
+    "gd_equal_budget": gradient_method(
+        "gd_equal_budget", "Gradient descent (Adam, backprop) with as many forward evaluations as ES-MDA",
+        is_baseline=True),
+    "gd_converged": gradient_method(
+        "gd_converged", "Gradient descent (Adam, backprop) run until the validation RMSE stops improving",
+        is_baseline=True),
+}

@@ -5,28 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from repro.claims import load_claims
-from repro.paper import Experiment, Method, Paper
-from repro.trainer import gradient_descent, validate_gradient_hparams
+from repro.paper import Experiment, Paper
 
-from repro_enkf import methods
 from repro_enkf.configuration_enkf import AssimilationConfig
+from repro_enkf.methods import METHODS
 
 HERE = Path(__file__).parent
-
-METHODS = {
-    "esmda": Method("esmda", methods.fit_esmda, "ES-MDA: offline, N_a inflated updates with all observations",
-                    validate=methods.validate),
-    "enkf": Method("enkf", methods.fit_enkf, "EnKF: online, sequential updates on mini-batches of observations",
-                   validate=methods.validate),
-    "gd_equal_budget": Method(
-        "gd_equal_budget", lambda ctx, hp: gradient_descent(ctx, hp),
-        "Gradient descent (Adam, backprop) with as many forward evaluations as ES-MDA",
-        validate=validate_gradient_hparams, is_baseline=True),
-    "gd_converged": Method(
-        "gd_converged", lambda ctx, hp: gradient_descent(ctx, hp),
-        "Gradient descent (Adam, backprop) run until the training loss stops improving",
-        validate=validate_gradient_hparams, is_baseline=True),
-}
 
 
 def _experiment(name: str, workload: str, da: AssimilationConfig, max_epochs: int, description: str) -> Experiment:

@@ -1,5 +1,5 @@
-"""Weight Update Skipping: the pure pieces (which parameters, the trigger, the lr schedule) and
-the thin ``Hook`` that plugs them into the core's Trainer.
+"""Weight Update Skipping: the pure pieces (which parameters freeze, the trigger). The thin
+``Hook`` that plugs them into the core's Trainer is in ``methods.py``.
 
 Why freezing saves time: for a conv/linear layer y = W x + b, backward computes dX = dY Wᵀ
 (needed by earlier layers), dW = dYᵀ X (a GEMM as large as the forward one) and db = Σ dY
@@ -17,14 +17,10 @@ gradient is a plain sum of dY and dW is never computed on any backend.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
-from typing import Any
 
 import torch
 from torch import nn
-
-from repro.trainer import Hook, TrainState
 
 from repro_wus.configuration_wus import WUSConfig
 
@@ -115,52 +111,3 @@ def skip_schedule(values: list[float], cfg: WUSConfig) -> list[bool]:
         out.append(skipped)
         st = trigger_step(st, v, i + 1, skipped, cfg)
     return out
-
-
-def scheduled_lr(base_lr: float, epoch: int, total_epochs: int, cfg: WUSConfig) -> float:
-    """Learning rate for 0-based *epoch*: constant, step (× gamma every lr_step epochs) or cosine."""
-    if cfg.lr_schedule == "step":
-        return base_lr * cfg.lr_gamma ** (epoch // cfg.lr_step)
-    if cfg.lr_schedule == "cosine":
-        return 0.5 * base_lr * (1 + math.cos(math.pi * epoch / max(total_epochs, 1)))
-    return base_lr
-
-
-class WeightUpdateSkipping(Hook):
-    """Trainer hook: sets the epoch's lr, freezes weights inside skip windows, runs the trigger.
-
-    With ``cfg.skip = False`` it only applies the lr schedule (the baselines).
-    """
-
-    def __init__(self, cfg: WUSConfig, base_lr: float, total_epochs: int) -> None:
-        self.cfg, self.base_lr, self.total_epochs = cfg, float(base_lr), int(total_epochs)
-        self.trigger = TriggerState()
-        self.skipping = False
-
-    def epoch_start(self, state: TrainState) -> None:
-        lr = scheduled_lr(self.base_lr, state.epoch, self.total_epochs, self.cfg)
-        for group in state.optimizer.param_groups:
-            group["lr"] = lr
-        # Applied every epoch (not only at window edges) so a resumed run re-freezes correctly.
-        self.skipping = self.cfg.skip and self.trigger.skip_left > 0
-        set_weight_updates(state.model, not self.skipping)
-
-    def epoch_end(self, state: TrainState) -> None:
-        value = state.last_eval.get(self.cfg.monitor) if state.evaluated else None
-        self.trigger = trigger_step(self.trigger, value, state.epoch, self.skipping, self.cfg)
-        state.ctx.extra["skipped_epochs"] = float(self.trigger.skipped_epochs)
-        state.ctx.extra["skip_windows"] = float(self.trigger.windows)
-
-    def fit_end(self, state: TrainState) -> None:
-        set_weight_updates(state.model, True)
-        self.skipping = False
-        extra = state.ctx.extra
-        extra["skipped_epochs"] = float(self.trigger.skipped_epochs)
-        extra["skip_windows"] = float(self.trigger.windows)
-        extra["skipped_fraction"] = self.trigger.skipped_epochs / max(state.epoch, 1)
-
-    def state_dict(self) -> dict[str, Any]:
-        return asdict(self.trigger)
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.trigger = TriggerState(**state)

@@ -30,21 +30,18 @@ MNIST_SHA256 = {
 }
 
 
-def mirror_dir() -> Path | None:
-    """``$REPRO_DATA_MIRROR`` (must exist), else params.yaml's ``data_mirror`` if it exists."""
+def resolve_mirror(configured: str | Path | None = None) -> Path | None:
+    """The local mirror to use: ``$REPRO_DATA_MIRROR`` (must exist), else *configured* (a path
+    relative to the project root, e.g. params.yaml's ``data_mirror``) if it exists, else None."""
     value = os.environ.get(MIRROR_ENV)
     if value:
         path = Path(value).expanduser()
         if not path.is_dir():
             raise ReproError(f"{MIRROR_ENV}={value} is not a directory")
         return path
-    from repro import config, paths
-
-    try:
-        configured = config.load().get("data_mirror")
-    except ReproError:
-        return None
     if configured:
+        from repro import paths
+
         path = (paths.project_root() / configured).expanduser().resolve()
         if path.is_dir():
             return path
@@ -59,14 +56,13 @@ def _download_error(url: str, exc: BaseException, what: str) -> ReproError:
     )
 
 
-def fetch_mnist(raw_dir: Path) -> Path:
+def fetch_mnist(raw_dir: Path, mirror: Path | None = None) -> Path:
     """Make ``raw_dir/MNIST/raw`` hold the four verified IDX files; return ``raw_dir``."""
     from torchvision.datasets import MNIST
     from torchvision.datasets.utils import download_and_extract_archive
 
     target = raw_dir / "MNIST" / "raw"
     target.mkdir(parents=True, exist_ok=True)
-    mirror = mirror_dir()
     gz_md5 = {name.removesuffix(".gz"): md5 for name, md5 in MNIST.resources}
     for name, sha in MNIST_SHA256.items():
         dest = target / name
@@ -86,10 +82,10 @@ def fetch_mnist(raw_dir: Path) -> Path:
     return raw_dir
 
 
-def mnist(params: dict[str, Any], raw_dir: Path) -> dict[str, torch.Tensor]:
+def mnist(params: dict[str, Any], raw_dir: Path, mirror: Path | None = None) -> dict[str, torch.Tensor]:
     from torchvision.datasets import MNIST
 
-    root = fetch_mnist(raw_dir)
+    root = fetch_mnist(raw_dir, mirror)
     out: dict[str, torch.Tensor] = {}
     for split, train in (("train", True), ("test", False)):
         ds = MNIST(str(root), train=train, download=False)
@@ -98,7 +94,7 @@ def mnist(params: dict[str, Any], raw_dir: Path) -> dict[str, torch.Tensor]:
     return out
 
 
-def fetch_cifar(raw_dir: Path, cls: type) -> Path:
+def fetch_cifar(raw_dir: Path, cls: type, mirror: Path | None = None) -> Path:
     """Make ``raw_dir/<base_folder>`` hold the verified CIFAR batches (md5 from torchvision)."""
     from torchvision.datasets.utils import check_integrity, download_and_extract_archive, extract_archive
 
@@ -110,7 +106,6 @@ def fetch_cifar(raw_dir: Path, cls: type) -> Path:
         return all(check_integrity(str(p), md5) for p, md5 in batches)
 
     if not complete():
-        mirror = mirror_dir()
         archive = mirror / cls.filename if mirror else None
         if archive is not None and archive.is_file():
             if not check_integrity(str(archive), cls.tgz_md5):
@@ -134,11 +129,11 @@ def fetch_cifar(raw_dir: Path, cls: type) -> Path:
 
 
 def _cifar_builder(cls_name: str):
-    def build(params: dict[str, Any], raw_dir: Path) -> dict[str, torch.Tensor]:
+    def build(params: dict[str, Any], raw_dir: Path, mirror: Path | None = None) -> dict[str, torch.Tensor]:
         import torchvision.datasets as tvd
 
         cls = getattr(tvd, cls_name)
-        root = fetch_cifar(raw_dir, cls)
+        root = fetch_cifar(raw_dir, cls, mirror)
         out: dict[str, torch.Tensor] = {}
         for split, train in (("train", True), ("test", False)):
             ds = cls(str(root), train=train, download=False)

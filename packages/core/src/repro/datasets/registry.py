@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -11,15 +12,20 @@ import torch
 
 from repro import paths
 from repro.checksums import file_digest, verify
-from repro.errors import ReproError, unknown
+from repro.errors import ReproError
 from repro.files import save_torch
+from repro.registry import Registry
 
 SPLITS = ("x_train", "y_train", "x_test", "y_test")
 
 
 @dataclass(frozen=True)
 class TensorData:
-    """A prepared dataset: train/test tensors, the task, and the sha256 of the prepared file."""
+    """A prepared dataset: train/test tensors, the task, and the sha256 of the prepared file.
+
+    ``x_val``/``y_val`` are empty until a workload carves its validation split out of the
+    training data (``Workload.split``); the prepared file itself holds train and test only.
+    """
 
     name: str
     task: Literal["regression", "classification"]
@@ -30,6 +36,8 @@ class TensorData:
     sha256: str = ""
     num_classes: int = 0
     params: dict[str, Any] = field(default_factory=dict)  # the parameters it was prepared with
+    x_val: torch.Tensor | None = None
+    y_val: torch.Tensor | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -41,13 +49,15 @@ class TensorData:
 
     def to(self, device: torch.device) -> "TensorData":
         moved = {k: getattr(self, k).to(device) for k in SPLITS}
-        return TensorData(self.name, self.task, **moved, sha256=self.sha256, num_classes=self.num_classes,
-                          params=self.params)
+        if self.x_val is not None:
+            moved.update(x_val=self.x_val.to(device), y_val=self.y_val.to(device))
+        return dataclasses.replace(self, **moved)
 
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """How to build one dataset. ``build(params, raw_dir)`` returns the four split tensors.
+    """How to build one dataset. ``build(params, raw_dir)`` returns the four split tensors
+    (downloaded datasets: ``build(params, raw_dir, mirror=...)``, the local mirror or None).
 
     Images are returned as float32 in [0, 1] with shape (N, C, H, W) or flat (N, D); regression
     targets as float32 (N, out); class labels as int64 (N,).
@@ -62,49 +72,38 @@ class DatasetSpec:
     defaults: dict[str, Any] = field(default_factory=dict)
 
 
-_REGISTRY: dict[str, DatasetSpec] = {}
+def _check(name: str, spec: DatasetSpec) -> None:
+    if name != spec.name:
+        raise ReproError(f"dataset {spec.name!r} registered under the name {name!r}")
+
+
+DATASETS: Registry[DatasetSpec] = Registry("dataset", _check)
 
 
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:
-    if spec.name in _REGISTRY and _REGISTRY[spec.name] is not spec:
-        raise ReproError(f"dataset {spec.name!r} is registered twice")
-    _REGISTRY[spec.name] = spec
-    return spec
-
-
-def _ensure_loaded() -> None:
-    # Built-in datasets register on import; papers may add their own through Paper.datasets.
-    from repro.datasets import downloaded, embedded, generated  # noqa: F401
-    from repro.registry import papers
-
-    for paper in papers().values():
-        for spec in paper.load().datasets:
-            _REGISTRY.setdefault(spec.name, spec)
-
-
-def dataset_names() -> list[str]:
-    _ensure_loaded()
-    return sorted(_REGISTRY)
-
-
-def get_dataset(name: str) -> DatasetSpec:
-    _ensure_loaded()
-    if name not in _REGISTRY:
-        raise unknown("dataset", name, _REGISTRY)
-    return _REGISTRY[name]
+    return DATASETS.register(spec.name, spec)
 
 
 def _sidecar(out: Path) -> Path:
     return out.with_name(out.name + ".sha256")
 
 
-def prepare(name: str, params: dict[str, Any] | None = None, out: Path | None = None) -> Path:
-    """Build dataset *name* with *params* (schema defaults filled) into *out*; return the path."""
-    spec = get_dataset(name)
+def prepare(spec: DatasetSpec, params: dict[str, Any] | None = None, out: Path | None = None,
+            mirror: Path | None = None) -> Path:
+    """Build dataset *spec* with *params* (its defaults filled) into *out*; return the path.
+
+    *mirror*: a local copy of downloaded files (torchvision layout), looked in before any download.
+    """
+    name = spec.name
+    unknown_keys = set(params or {}) - set(spec.defaults)
+    if spec.defaults and unknown_keys:
+        raise ReproError(f"dataset {name!r}: unknown parameter {sorted(unknown_keys)[0]!r}; "
+                         f"valid choices: {', '.join(sorted(spec.defaults))}")
     params = {**spec.defaults, **(params or {})}
     out = out or paths.prepared_data_path(name)
     raw_dir = paths.data_dir() / "raw"
-    tensors = spec.build(params, raw_dir)
+    extra = {"mirror": mirror} if spec.kind == "downloaded" else {}
+    tensors = spec.build(params, raw_dir, **extra)
     missing = [k for k in SPLITS if k not in tensors]
     if missing:
         raise ReproError(f"dataset {name!r}: builder returned no {missing}")
@@ -128,9 +127,13 @@ def load_prepared(name: str, path: Path | None = None) -> TensorData:
         )
     expected = sidecar.read_text().strip()
     verify(path, expected, fix=f"Delete it and run `repro data prepare {name}` again.")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    meta = payload["meta"]
-    tensors = {k: payload[k] for k in SPLITS}
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        meta = payload["meta"]
+        tensors = {k: payload[k] for k in SPLITS}
+    except Exception as exc:  # noqa: BLE001 - refused by weights_only, or not our layout
+        raise ReproError(f"{path} matches its checksum but is not a prepared dataset that can be loaded safely "
+                         f"({type(exc).__name__}); delete it and run `repro data prepare {name}` again") from None
     for k in ("x_train", "x_test"):
         if tensors[k].dtype == torch.uint8:  # images are stored as bytes, used as floats in [0, 1]
             tensors[k] = tensors[k].float().div_(255.0)
