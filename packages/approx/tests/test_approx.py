@@ -1,14 +1,24 @@
-"""Sampling math, autograd vs exact, wrapper errors, MAC accounting, configuration validation."""
+"""Sampling math, autograd vs exact, wrapper errors, MAC accounting, configuration validation,
+methods' fixed switches and the by-construction claims."""
 
 from __future__ import annotations
+
+import dataclasses
+import math
 
 import pytest
 import torch
 from torch import nn
 
+from repro import hparams as H
+from repro.claims import judge
 from repro.errors import ReproError
+from repro.paper import Experiment
+from repro.trainer import GD_KEYS, GradientConfig, scheduled_lr
 from repro_approx import ApproxConfig, MacCounter, approx_conv2d, approx_linear, approximate_model
-from repro_approx.methods import ApproxHook, validate
+from repro_approx.configuration_approx import ApproxTrainConfig
+from repro_approx.methods import METHODS, ApproxHook, _m
+from repro_approx.paper import PAPER
 from repro_approx.sampling import approx_matmul, num_kept, pair_scores, sampled_matmul, select
 
 
@@ -178,14 +188,94 @@ def test_wrapper_errors_name_the_layer():
         approximate_model(model, ApproxConfig(ratio=0.5, minimal_k=9, layers=("3",)))
 
 
+# Tunable keys: an experiment may set them; the method validates the merged hyper-parameters.
 @pytest.mark.parametrize(("hp", "pattern"), [
-    ({"ratio": 0.0}, "'ratio'.*0.0"), ({"ratio": 1.5}, "'ratio'.*1.5"), ({"strategy": "magic"}, "'strategy'.*magic"),
-    ({"minimal_k": 0}, "'minimal_k'"), ({"mode": "sideways"}, "'mode'"), ({"bogus": 1}, "'bogus'"),
-    ({"train_subset": 0}, "'train_subset'"), ({"lr_schedule": "zigzag"}, "'lr_schedule'"),
+    ({"minimal_k": 0}, "'minimal_k'.*0"), ({"eps": 1.5}, "'eps'.*1.5"), ({"bogus": 1}, "'bogus'"),
+    ({"train_subset": 0}, "'train_subset'.*0"), ({"train_subset": 2.5}, "'train_subset'.*2.5"),
+    ({"skip_first": "yes"}, "'skip_first'.*yes"), ({"lr_schedule": "zigzag"}, "'lr_schedule'.*zigzag"),
+    ({"lr": 0.0}, "'lr'.*0.0"),
 ])
 def test_bad_hparams_name_key_and_value(hp, pattern):
+    for method in PAPER.methods.values():
+        with pytest.raises(ReproError, match=pattern):
+            method.validate(method.hparams(hp))
+
+
+# The fixed switches: out of range in the typed config, and in a method declared with a bad value.
+@pytest.mark.parametrize(("fixed", "pattern"), [
+    ({"ratio": 0.0}, "'ratio'.*0.0"), ({"ratio": 1.5}, "'ratio'.*1.5"), ({"strategy": "magic"}, "'strategy'.*magic"),
+    ({"mode": "sideways"}, "'mode'.*sideways"),
+])
+def test_bad_fixed_switches_name_key_and_value(fixed, pattern):
     with pytest.raises(ReproError, match=pattern):
-        validate(hp)
+        H.parse(ApproxTrainConfig, fixed, "approx")
+    switches = {"ratio": 0.5, "strategy": "topk", "mode": "forward", **fixed}
+    bad = _m("bad", "a method with a bad fixed switch", switches["ratio"], switches["strategy"], switches["mode"])
+    with pytest.raises(ReproError, match=pattern):
+        bad.validate(bad.hparams({}))
+
+
+def test_unknown_key_names_the_valid_choices():
+    with pytest.raises(ReproError, match="bogus") as err:
+        H.parse(ApproxTrainConfig, {"bogus": 1}, "approx", ignore=GD_KEYS)
+    for key in ("ratio", "minimal_k", "train_subset", "lr"):
+        assert key in str(err.value)
+
+
+def test_approx_train_config_parses_and_documents_every_key():
+    cfg = H.parse(ApproxTrainConfig, {"ratio": 0.3, "layers": ["2"], "train_subset": 64, "lr": 0.1}, "approx",
+                  ignore=GD_KEYS)
+    assert cfg == ApproxTrainConfig(ratio=0.3, layers=("2",), train_subset=64)
+    assert isinstance(cfg, ApproxConfig) and not cfg.exact and ApproxTrainConfig().exact
+    for key in H.keys(ApproxTrainConfig) | GD_KEYS:
+        assert f"`{key}`" in METHODS["topk50"].hparams_doc
+
+
+# ---- methods: fixed switches --------------------------------------------------------------------
+
+def test_fixed_switches_are_ratio_strategy_mode():
+    assert PAPER.methods["bwd50"].fixed == {"ratio": 0.5, "strategy": "bernoulli", "mode": "backward"}
+    assert PAPER.methods["exact"].fixed == {"ratio": 1.0, "strategy": "topk", "mode": "forward"}
+    assert PAPER.methods["topk30"].fixed == {"ratio": 0.3, "strategy": "topk", "mode": "forward"}
+    assert PAPER.methods["bern50"].fixed == {"ratio": 0.5, "strategy": "bernoulli", "mode": "forward"}
+    for name, method in PAPER.methods.items():
+        assert set(method.fixed) == {"ratio", "strategy", "mode"}, name
+        assert method.is_baseline == (name == "exact")
+    # A trial runs with them, merged over the experiment's tunable keys (which set none of them).
+    for scale in ("smoke", "paper"):
+        for exp in PAPER.experiments_at(scale).values():
+            for m, tunable in exp.methods.items():
+                assert not set(tunable) & {"ratio", "strategy", "mode"}, (scale, exp.name, m)
+                merged = PAPER.trial_hparams(scale, exp.name, m)
+                assert {k: merged[k] for k in PAPER.methods[m].fixed} == PAPER.methods[m].fixed
+    hp = PAPER.trial_hparams("smoke", "mnist_mlp", "bwd50")
+    assert (hp["ratio"], hp["strategy"], hp["mode"]) == (0.5, "bernoulli", "backward")
+
+
+@pytest.mark.parametrize("key", ["ratio", "strategy", "mode"])
+def test_experiment_setting_a_fixed_switch_is_refused_naming_it(key):
+    value = {"ratio": 0.9, "strategy": "crs", "mode": "both"}[key]
+    with pytest.raises(ReproError, match=f"'{key}' is a fixed switch of method 'topk50'"):
+        PAPER.methods["topk50"].hparams({"lr": 0.1, key: value}, "experiment 'x'")
+    # ... and a paper declaring such an experiment is refused when it is built.
+    exp = Experiment("x", "mnist_mlp", {"exact": {}, "topk50": {"lr": 0.1, key: value}})
+    with pytest.raises(ReproError, match=f"experiment 'x'.*'{key}'.*'topk50'"):
+        dataclasses.replace(PAPER, experiments={"smoke": {"x": exp}}, claims=())
+
+
+# ---- learning-rate schedule (the core's, with lr_schedule: cosine) ------------------------------
+
+def test_cosine_schedule_is_the_core_one():
+    cfg = GradientConfig(lr=0.15, lr_schedule="cosine")
+    total = 4
+    lrs = [scheduled_lr(cfg, e, total) for e in range(total)]
+    assert lrs == pytest.approx([0.5 * 0.15 * (1 + math.cos(math.pi * e / total)) for e in range(total)])
+    assert lrs[0] == pytest.approx(0.15) and lrs == sorted(lrs, reverse=True)
+    # The paper-scale WRN experiment uses it, through the core key (approx has no schedule of its own).
+    hp = PAPER.trial_hparams("paper", "cifar10_wrn28_10", "topk50")
+    assert hp["lr_schedule"] == "cosine"
+    PAPER.method("topk50").validate(hp)
+    assert "lr_schedule" not in H.keys(ApproxTrainConfig)
 
 
 # ---- MAC accounting -----------------------------------------------------------------------------
@@ -221,20 +311,61 @@ def test_mac_count_conv_and_eval_not_counted():
 
 
 def test_hook_state_roundtrip():
-    hook = ApproxHook(ApproxConfig(ratio=0.5), 0.1, 3)
+    hook = ApproxHook(ApproxTrainConfig(ratio=0.5))
     hook.counter.add(3, 10)
-    other = ApproxHook(ApproxConfig(ratio=0.5), 0.1, 3)
+    other = ApproxHook(ApproxTrainConfig(ratio=0.5))
     other.load_state_dict(hook.state_dict())
     assert other.counter.saved_fraction == pytest.approx(0.7)
 
 
 def test_paper_declares_experiments_and_claims():
-    from repro_approx.paper import PAPER
-
     assert PAPER.slug == "approx" and PAPER.kernel_benchmarks is not None
     for scale in ("smoke", "paper"):
         for exp in PAPER.experiments_at(scale).values():
-            for m, hp in exp.methods.items():
-                PAPER.method(m).validate(hp)
+            for m in exp.methods:
+                PAPER.method(m).validate(PAPER.trial_hparams(scale, exp.name, m))
     assert any(c.not_run for c in PAPER.claims)
     assert set(PAPER.tiny_hparams) == set(PAPER.methods)
+    for m, tiny in PAPER.tiny_hparams.items():
+        method = PAPER.method(m)
+        method.validate(method.hparams({**PAPER.experiment("smoke", "mnist_mlp").methods[m], **tiny}))
+
+
+# ---- claims: MACs saved are by construction -----------------------------------------------------
+
+MACS_CLAIMS = [c for c in PAPER.claims if c.id.startswith("approx_macs_saved_")]
+
+
+def test_macs_saved_claims_are_by_construction():
+    assert {c.id for c in MACS_CLAIMS} == {"approx_macs_saved_mnist_mlp", "approx_macs_saved_mnist_cnn"}
+    for c in MACS_CLAIMS:
+        assert c.by_construction and c.metric == "macs_saved_fraction" and c.compare == "value"
+        assert c.method == "topk30" and not c.not_run
+    # No other claim is: accuracy and speed are measured.
+    assert all(not c.by_construction for c in PAPER.claims if c not in MACS_CLAIMS)
+
+
+@pytest.mark.parametrize("claim", MACS_CLAIMS, ids=lambda c: c.id)
+@pytest.mark.parametrize(("values", "holds"), [
+    ([0.70, 0.70, 0.70], True),  # what topk30 counts: the same fraction on every seed
+    ([0.69, 0.71, 0.70, 0.70], True),
+    ([0.40, 0.41, 0.40], False),  # a fixed value that misses the claim is still not "not reproduced"
+])
+def test_macs_saved_claims_get_by_construction_verdict(claim, values, holds):
+    others = {"exact": {s: 0.0 for s in range(len(values))}}  # other methods' numbers change nothing
+    measurements = {claim.experiment: {claim.method: dict(enumerate(values)), **others},
+                    "elsewhere": {claim.method: {s: 0.0 for s in range(len(values))}}}
+    v = judge(claim, measurements)
+    assert v.verdict == "by construction"
+    assert v.holds is holds
+    assert v.interval is not None and v.interval.n == len(values)
+    assert v.interval.mean == pytest.approx(sum(values) / len(values))
+    assert v.as_dict()["verdict"] == "by construction" and v.as_dict()["holds"] is holds
+    assert claim.by_construction in v.reason
+
+
+def test_accuracy_claim_on_the_same_kind_of_measurements_is_judged():
+    # Contrast: a measured claim gets an ordinary verdict from the same measurement layout.
+    claim = next(c for c in PAPER.claims if c.id == "approx_accuracy_mnist_mlp")
+    measurements = {"mnist_mlp": {"topk30": {0: 0.951, 1: 0.949, 2: 0.950}, "exact": {0: 0.952, 1: 0.950, 2: 0.951}}}
+    assert judge(claim, measurements).verdict == "reproduced"

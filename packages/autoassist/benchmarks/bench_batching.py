@@ -93,7 +93,8 @@ def main() -> int:
             if method == "sgd":
                 base = r.get("instances_to_target", math.nan)
             itt = r.get("instances_to_target", math.nan)
-            r["reduction_vs_sgd"] = 1 - itt / base if base and not math.isnan(base) and not math.isnan(itt) else math.nan
+            ok = base and not math.isnan(base) and not math.isnan(itt)
+            r["reduction_vs_sgd"] = 1 - itt / base if ok else math.nan
             records.append(r)
     if args.json:
         with open(args.json, "w") as fh:

@@ -22,7 +22,6 @@ from repro.timing import TrainClock
 from repro.trainer import TrainState
 from repro.workloads import Workload
 
-from repro_autoassist import methods
 from repro_autoassist.assistant import Assistant, acceptance_prob, assistant_sgd, ema_update, keep_score
 from repro_autoassist.configuration_autoassist import AutoAssistConfig
 from repro_autoassist.kernels import fused_select_reference, select_reference, triton_available
@@ -46,14 +45,34 @@ def _blobs(n: int = 240, seed: int = 0) -> TensorData:
 def _ctx(tmp_path: Path, seed: int = 0, name: str = "ck") -> RunContext:
     dev = torch.device("cpu")
     seed_everything(seed, dev)
+    data = WL.split(_blobs()) if hasattr(WL, "split") else _blobs()  # cores with a validation split
     return RunContext(paper="autoassist", experiment="blobs", method="m", seed=seed, scale="smoke", workload=WL,
-                      data=_blobs(), device=dev, clock=TrainClock(dev),
+                      data=data, device=dev, clock=TrainClock(dev),
                       checkpoint=Checkpointer(tmp_path / f"{name}.pt"),
                       generator=torch.Generator().manual_seed(seed), progress=False)
 
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 SGD = {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "epochs": 3, "batch_size": 16}
+METHOD_OF = {"all": "sgd", "loss_is": "loss_is", "autoassist": "autoassist"}
+
+
+def _fit(ctx: RunContext, hparams: dict) -> None:
+    """The paper's method for hparams["selection"] (default autoassist), with the selection switch set."""
+    sel = hparams.get("selection", "autoassist")
+    PAPER.methods[METHOD_OF[sel]].fit(ctx, {**hparams, "selection": sel})
+
+
+def _validate(hparams: dict) -> None:
+    PAPER.methods["autoassist"].validate({"selection": "autoassist", **hparams})
+
+
+def _n(ctx: RunContext) -> int:
+    return len(ctx.data.x_train)
+
+
+def _drop_times(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if not k.endswith("_time_s")} for r in history]
 
 
 # ---------------- assistant math ----------------
@@ -115,16 +134,14 @@ def test_assistant_ignores_empty_report():
 @pytest.mark.parametrize("b", [-0.1, 1.5, float("nan"), "x"])
 def test_base_prob_outside_unit_interval_is_rejected(b):
     with pytest.raises(ReproError, match="base_prob"):
-        AutoAssistConfig(base_prob=b)
-    with pytest.raises(ReproError, match="base_prob"):
-        methods.validate({**SGD, "base_prob": b})
+        _validate({**SGD, "base_prob": b})
 
 
 @pytest.mark.parametrize(("key", "value"), [("mode", "later"), ("selection", "xx"), ("ema", 1.0),
                                             ("queue_size", 0), ("assistant_lr", -1.0), ("bogus", 1)])
 def test_bad_hparams_named(key, value):
     with pytest.raises(ReproError, match=key):
-        methods.validate({**SGD, key: value})
+        _validate({**SGD, key: value})
 
 
 def test_b_edges_accepted():
@@ -164,11 +181,11 @@ def test_full_training_with_all_batches_empty(tmp_path):
     mp = pytest.MonkeyPatch()
     mp.setattr(InstanceShrinking, "_ensure", ensure)
     try:
-        methods.fit(ctx, {**SGD, "base_prob": 0.0, "epochs": 2})
+        _fit(ctx, {**SGD, "base_prob": 0.0, "epochs": 2})
     finally:
         mp.undo()
     s = summarise(ctx)
-    assert s["instances_backpropagated"] == 0 and s["empty_batches"] == 16  # 2 epochs x 8 batches
+    assert s["instances_backpropagated"] == 0 and s["empty_batches"] == 2 * math.ceil(_n(ctx) / 16)
     assert ctx.forward_evals == 0 and math.isfinite(s["test_accuracy"])
 
 
@@ -187,29 +204,30 @@ def test_acceptance_rate_matches_probabilities(tmp_path):
 
 def test_sgd_keeps_everything_and_records_instances(tmp_path):
     ctx = _ctx(tmp_path)
-    methods.fit(ctx, {**SGD, "selection": "all"})
+    _fit(ctx, {**SGD, "selection": "all"})
     s = summarise(ctx)
-    assert s["instances_backpropagated"] == 3 * 120 == ctx.forward_evals
-    assert [r["instances_backpropagated"] for r in ctx.history] == [120.0, 240.0, 360.0]
+    n = _n(ctx)
+    assert s["instances_backpropagated"] == 3 * n == ctx.forward_evals
+    assert [r["instances_backpropagated"] for r in ctx.history] == [n, 2.0 * n, 3.0 * n]
     assert s["acceptance_rate"] == 1.0
 
 
 def test_loss_is_counts_scoring_forwards(tmp_path):
     ctx = _ctx(tmp_path)
-    methods.fit(ctx, {**SGD, "selection": "loss_is"})
+    _fit(ctx, {**SGD, "selection": "loss_is"})
     s = summarise(ctx)
     assert 0.3 <= s["acceptance_rate"] < 1.0
-    assert ctx.forward_evals == 3 * 120 + s["instances_backpropagated"]
+    assert ctx.forward_evals == 3 * _n(ctx) + s["instances_backpropagated"]
 
 
 def test_sync_mode_is_deterministic_and_resumes(tmp_path):
     a = _ctx(tmp_path, name="a")  # seeds the global RNG (model init): build each context right before its fit
-    methods.fit(a, {**SGD, "selection": "autoassist"})
+    _fit(a, {**SGD, "selection": "autoassist"})
     b = _ctx(tmp_path, name="b")
-    methods.fit(b, {**SGD, "selection": "autoassist"})
-    drop = lambda h: [{k: v for k, v in r.items() if k != "train_time_s"} for r in h]  # noqa: E731
+    _fit(b, {**SGD, "selection": "autoassist"})
+    drop = _drop_times
     assert drop(a.history) == drop(b.history)
-    assert a.extra["instances_backpropagated"] == b.extra["instances_backpropagated"] < 360
+    assert a.extra["instances_backpropagated"] == b.extra["instances_backpropagated"] < 3 * _n(a)
 
     class Stop(Exception):
         pass
@@ -223,9 +241,9 @@ def test_sync_mode_is_deterministic_and_resumes(tmp_path):
 
     c.save_checkpoint = save_then_die
     with pytest.raises(Stop):
-        methods.fit(c, {**SGD, "selection": "autoassist", "checkpoint_every": 1})
+        _fit(c, {**SGD, "selection": "autoassist", "checkpoint_every": 1})
     d = _ctx(tmp_path, name="c")
-    methods.fit(d, {**SGD, "selection": "autoassist", "checkpoint_every": 1})
+    _fit(d, {**SGD, "selection": "autoassist", "checkpoint_every": 1})
     assert drop(d.history) == drop(a.history) and d.forward_evals == a.forward_evals
 
 
@@ -283,9 +301,9 @@ def test_async_exchange_never_blocks_the_boss():
 
 def test_async_training_runs_end_to_end(tmp_path):
     ctx = _ctx(tmp_path)
-    methods.fit(ctx, {**SGD, "selection": "autoassist", "mode": "async"})
+    _fit(ctx, {**SGD, "selection": "autoassist", "mode": "async"})
     s = summarise(ctx)
-    assert s["assistant_failed"] == 0.0 and 0 < s["instances_backpropagated"] < 360
+    assert s["assistant_failed"] == 0.0 and 0 < s["instances_backpropagated"] < 3 * _n(ctx)
     assert 0 <= s["assistant_overhead_frac"] < 1
 
 
@@ -294,10 +312,12 @@ def test_paper_declares_methods_and_tiny_hparams():
     assert set(PAPER.tiny_hparams) == set(PAPER.methods)
     ids = {c.id: c for c in PAPER.claims}
     assert ids["autoassist_transformer_time_bleu"].not_run
-    smoke = PAPER.experiment("smoke", "digits_mlp").methods
-    assert smoke["autoassist"]["mode"] == "sync"
-    for hp in smoke.values():
-        methods.validate(hp)
+    for m in PAPER.methods:  # the hyper-parameters a trial runs with (a core may merge fixed switches in)
+        hp = (PAPER.trial_hparams("smoke", "digits_mlp", m) if hasattr(PAPER, "trial_hparams")
+              else PAPER.experiment("smoke", "digits_mlp").methods[m])
+        PAPER.methods[m].validate(hp)
+        if m == "autoassist":
+            assert hp["mode"] == "sync"
 
 
 # ---------------- kernel ----------------

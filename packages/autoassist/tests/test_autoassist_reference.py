@@ -19,8 +19,11 @@ docstring for the exact functions and lines it follows:
 Regenerate: ``uv run --frozen python packages/autoassist/tests/_golden_reference.py --write``
 (``test_golden_file_is_what_the_generator_writes`` checks the JSON is current).
 
-These tests fail on the previous implementation (step lr instead of lr / B: weights 5–128× off;
-thinned batches instead of filled ones: batch sizes differ), checked by running them against it.
+Checked to fail on the previous implementation (its assistant.py + shrinking.py: step lr instead
+of lr / B, i.e. B× too large, and thinned instead of filled batches: 14 of these fail) and on
+single mutations of the new one: step lr (the 6 Assistant tests here), per-class biases updated
+simultaneously instead of sequentially (the ``large_step`` golden case), fill disabled, the buffer
+flushed at epoch end, the buffer left out of the checkpoint (the fill and resume tests).
 """
 
 from __future__ import annotations
@@ -271,7 +274,8 @@ class _Sizes(Hook):
         self.sizes.append(len(state.y))
 
 
-def _train(tmp_path: Path, selection: str, batching: str, epochs: int = 3) -> tuple[RunContext, InstanceShrinking, list[int]]:
+def _train(tmp_path: Path, selection: str, batching: str,
+           epochs: int = 3) -> tuple[RunContext, InstanceShrinking, list[int]]:
     ctx = _ctx(tmp_path)
     hook, spy = InstanceShrinking(AutoAssistConfig(selection=selection, batching=batching)), _Sizes()
     model = ctx.workload.build_model()
@@ -313,7 +317,8 @@ def test_sgd_is_unaffected_by_batching(tmp_path):
     assert drop(a.history) == drop(b.history) and a.extra["instances_backpropagated"] == 3 * len(a.data.x_train)
 
 
-@pytest.mark.parametrize(("selection", "batching"), [("autoassist", "fill"), ("loss_is", "fill"), ("autoassist", "thin")])
+@pytest.mark.parametrize(("selection", "batching"),
+                         [("autoassist", "fill"), ("loss_is", "fill"), ("autoassist", "thin")])
 def test_resume_is_exact_with_the_buffer_in_the_checkpoint(tmp_path, selection, batching):
     hp = {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "epochs": 4, "batch_size": 16, "checkpoint_every": 1,
           "selection": selection, "batching": batching}

@@ -1,20 +1,29 @@
-"""Generated and embedded datasets; the prepare / load_prepared checksum contract."""
+"""Generated and embedded datasets; the prepare / load_prepared checksum contract; the catalog."""
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
+import textwrap
 
 import pytest
 import torch
 
 from repro import paths
 from repro.checksums import file_digest
-from repro.datasets import dataset_names, get_dataset, load_prepared, prepare
+from repro.datasets import DATASETS, dataset_names, load_prepared
+from repro.datasets import prepare as prepare_spec
 from repro.datasets.generated import mexican_hat, sine
 from repro.errors import ReproError
 
-SINE = get_dataset("sine").defaults
-HAT = get_dataset("mexican_hat").defaults
+SINE = DATASETS.get("sine").defaults
+HAT = DATASETS.get("mexican_hat").defaults
+
+
+def prepare(name: str, params: dict | None = None, **kwargs):
+    return prepare_spec(DATASETS.get(name), params, **kwargs)
 
 
 def assert_same(a: dict, b: dict) -> None:
@@ -28,7 +37,55 @@ def test_registry_lists_builtin_datasets():
     for name in ("sine", "mexican_hat", "digits", "mnist", "cifar10", "cifar100"):
         assert name in names
     with pytest.raises(ReproError, match=r"unknown dataset 'nope'; valid choices: .*cifar10.*sine"):
-        get_dataset("nope")
+        DATASETS.get("nope")
+
+
+def test_listing_datasets_imports_no_paper_package_nor_triton():
+    """A fresh interpreter: `repro.datasets` and its listing import no paper package (``repro_*``)
+    and not triton, whatever papers are installed."""
+    code = textwrap.dedent("""
+        import json, sys
+        import repro.datasets
+        names = repro.datasets.dataset_names()
+        loaded = sorted(m for m in sys.modules if m.startswith("repro_") or m == "triton" or m.startswith("triton."))
+        print(json.dumps({"names": names, "loaded": loaded}))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["loaded"] == []
+    assert {"sine", "mexican_hat", "digits", "mnist", "cifar10", "cifar100"} <= set(out["names"])
+
+
+def test_catalog_adds_what_a_paper_declares(fake_paper):
+    """The core registries hold the core's items; ``repro.catalog`` adds the papers' on demand."""
+    from repro import catalog
+    from repro.models import MODELS, build_model
+    from repro.workloads import WORKLOADS
+
+    assert catalog.get_workload("sine") is WORKLOADS.get("sine")  # a core name: no paper loaded
+    assert catalog.get_dataset("sine") is DATASETS.get("sine")
+    wl = catalog.get_workload("fake_line")  # only the paper has it: its contributions are registered
+    assert wl.dataset == "fake_line" and wl.model == "fake_linear"
+    assert catalog.get_dataset("fake_line") is fake_paper.datasets[0]
+    assert "fake_linear" in MODELS and isinstance(build_model("fake_linear", n_in=1, n_out=1), torch.nn.Module)
+    assert "fake_line" in catalog.dataset_names() and "fake_line" in catalog.workload_names()
+    assert {"sine", "digits"} <= set(catalog.dataset_names())
+    with pytest.raises(ReproError, match=r"unknown workload 'nope'; valid choices: .*fake_line"):
+        catalog.get_workload("nope")
+
+
+def test_registry_refuses_a_second_definition_of_a_name():
+    import dataclasses
+
+    from repro.datasets import register_dataset
+
+    spec = DATASETS.get("sine")
+    assert register_dataset(spec) is spec  # the same item again is harmless
+    with pytest.raises(ReproError, match="'sine' is registered twice with different definitions"):
+        register_dataset(dataclasses.replace(spec, description="another sine"))
+    with pytest.raises(ReproError, match="registered under the name 'other'"):
+        DATASETS.register("other", spec)
+    assert DATASETS.get("sine") is spec
 
 
 @pytest.mark.parametrize(("build", "defaults", "in_dim"), [(sine, SINE, 1), (mexican_hat, HAT, 2)])
@@ -76,10 +133,10 @@ def test_generated_changes_with_params(build, defaults):
 
 def test_prepare_writes_file_and_sidecar(project):
     out = prepare("sine")
-    assert out == project / "data" / "prepared" / "sine.pt"
     sidecar = out.with_name("sine.pt.sha256")
     assert sidecar.read_text() == file_digest(out) + "\n"
     assert not list(out.parent.glob(".*.tmp"))  # no temp file left beside it
+    assert out == project / "data" / "prepared" / "sine.pt"
 
 
 def test_prepare_load_round_trip(project):
@@ -93,6 +150,17 @@ def test_prepare_load_round_trip(project):
     assert data.sha256 == file_digest(out)
     assert data.params == params
     assert data.input_shape == (1,) and data.output_dim == 1
+
+
+@pytest.mark.parametrize(("name", "params", "key"), [
+    ("sine", {"n_trian": 10}, "n_trian"),
+    ("digits", {"seed": 1, "fraction": 0.5}, "fraction"),
+    ("mnist", {"n_train": 100}, "n_train"),  # a dataset without parameters takes none
+])
+def test_prepare_refuses_an_unknown_parameter(project, name, params, key):
+    with pytest.raises(ReproError, match=rf"dataset '{name}': unknown parameter '{key}'; valid choices: "):
+        prepare(name, params)
+    assert not paths.prepared_data_path(name).exists()
 
 
 def test_prepare_fills_defaults_and_to_out(project, tmp_path):
@@ -144,6 +212,40 @@ def test_damaged_prepared_file_is_refused(project, no_torch_load, damage):
     assert "expected" in msg and expected in msg
     assert actual in msg
     assert "repro data prepare sine" in msg
+
+
+class NotATensor:
+    """Anything torch.load(weights_only=True) refuses to unpickle."""
+
+
+@pytest.mark.parametrize("payload", ["foreign object", "wrong layout"])
+def test_checksum_valid_but_unloadable_file_is_a_clean_error(project, payload):
+    """A file whose sidecar matches but that weights_only refuses (or that lacks our layout) is a
+    ReproError naming the fix, not an UnpicklingError."""
+    from repro.files import save_torch
+
+    out = paths.prepared_data_path("sine")
+    obj = {"x_train": torch.zeros(2, 1), "meta": NotATensor()} if payload == "foreign object" else {"x": torch.zeros(1)}
+    save_torch(obj, out)
+    out.with_name("sine.pt.sha256").write_text(file_digest(out) + "\n")
+    with pytest.raises(ReproError) as info:
+        load_prepared("sine")
+    msg = str(info.value)
+    assert "matches its checksum but is not a prepared dataset that can be loaded safely" in msg
+    assert str(out) in msg and "repro data prepare sine" in msg
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_tensor_data_to_keeps_the_validation_split(project):
+    prepare("sine")
+    data = load_prepared("sine")
+    assert data.x_val is None and data.y_val is None  # the prepared file holds train and test only
+    assert data.to(torch.device("cpu")).x_val is None
+    from repro.workloads import get_workload
+
+    split = get_workload("sine").split(data).to(torch.device("cpu"))
+    assert split.x_val is not None and len(split.x_val) == len(split.y_val) == 20
+    assert len(split.x_train) == 180 and len(split.x_test) == 200
 
 
 @pytest.mark.parametrize("missing", ["data", "sidecar"])

@@ -16,8 +16,9 @@ import torchvision.datasets
 import torchvision.datasets.utils as tv_utils
 
 from repro import paths
-from repro.datasets import load_prepared, prepare
-from repro.datasets.downloaded import MNIST_SHA256, fetch_cifar
+from repro.datasets import DATASETS, load_prepared
+from repro.datasets import prepare as prepare_spec
+from repro.datasets.downloaded import MNIST_SHA256, fetch_cifar, resolve_mirror
 from repro.errors import ReproError
 
 # The offline mirror of real datasets: $REPRO_DATA_MIRROR (CI sets it), else ../shared/data
@@ -27,6 +28,11 @@ MNIST_RAW = SHARED_DATA / "MNIST" / "raw"
 needs_mnist = pytest.mark.skipif(
     not all((MNIST_RAW / name).is_file() for name in MNIST_SHA256), reason=f"no MNIST mirror in {SHARED_DATA}"
 )
+
+
+def prepare(name: str):
+    """What `repro data prepare NAME` does: the mirror resolved from $REPRO_DATA_MIRROR."""
+    return prepare_spec(DATASETS.get(name), mirror=resolve_mirror())
 
 
 def md5(path: Path) -> str:
@@ -121,6 +127,31 @@ def test_mirror_that_is_not_a_directory(project, monkeypatch, tmp_path, no_downl
     monkeypatch.setenv("REPRO_DATA_MIRROR", str(tmp_path / "nowhere"))
     with pytest.raises(ReproError, match="REPRO_DATA_MIRROR=.*nowhere is not a directory"):
         prepare("mnist")
+    assert no_download == []
+
+
+def test_resolve_mirror_order(project, monkeypatch, tmp_path):
+    """$REPRO_DATA_MIRROR first; else the configured path, relative to the project root, if it
+    exists; else no mirror."""
+    configured = project / "mirror"
+    assert resolve_mirror() is None
+    assert resolve_mirror("mirror") is None  # configured but absent: ignored
+    configured.mkdir()
+    assert resolve_mirror("mirror") == configured.resolve()
+    assert resolve_mirror(str(configured)) == configured.resolve()  # absolute works too
+    env = tmp_path / "env-mirror"
+    env.mkdir()
+    monkeypatch.setenv("REPRO_DATA_MIRROR", str(env))
+    assert resolve_mirror("mirror") == env
+
+
+def test_mnist_prepare_uses_the_given_mirror_only(project, monkeypatch, tmp_path, no_download):
+    """An explicit mirror without MNIST in it does not stop the download attempt (and its error)."""
+    empty = tmp_path / "empty-mirror"
+    empty.mkdir()
+    with pytest.raises(ReproError, match="could not download"):
+        prepare_spec(DATASETS.get("mnist"), mirror=empty)
+    assert len(no_download) == 1
 
 
 def test_mnist_damaged_local_raw_file_is_refused(project, no_download):
@@ -248,6 +279,15 @@ def test_cifar_offline_without_mirror(project, fake_cifar, monkeypatch, no_downl
         fetch_cifar(project / "data" / "raw", cls)
     assert cls.url in str(info.value) and "REPRO_DATA_MIRROR" in str(info.value)
     assert no_download == [cls.url]
+    with pytest.raises(ReproError, match="could not download"):
+        prepare("cifar10")  # the mirror is what $REPRO_DATA_MIRROR names, nothing else
+
+
+def test_cifar_from_an_explicit_mirror(project, fake_cifar, monkeypatch, no_download):
+    monkeypatch.delenv("REPRO_DATA_MIRROR")
+    prepare_spec(DATASETS.get("cifar10"), mirror=fake_cifar["mirror"])
+    assert no_download == []
+    assert load_prepared("cifar10").x_test.shape == (PER_BATCH, 3, 32, 32)
 
 
 def test_cifar_mirror_without_archive_falls_back_to_download(project, fake_cifar, no_download):

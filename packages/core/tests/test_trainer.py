@@ -1,17 +1,27 @@
-"""The gradient training loop: hooks, batch selection, skipped steps, early stop, resume, timing."""
+"""The gradient training loop: hooks, batch selection, skipped steps, early stop, resume, the
+learning-rate schedule, hyper-parameter validation, and what runs on the training clock.
+
+No test reads the wall clock: timing is checked with a fake time source that moves only when a
+test says so, so the accounting (what is on the clock, what is not) is exact.
+"""
 
 from __future__ import annotations
 
-import time
+import math
+from types import SimpleNamespace
 
 import pytest
 import torch
 
+from repro import hparams as H
 from repro.errors import ReproError
 from repro.models import flat_parameters
 from repro.timing import TrainClock
-from repro.trainer import Hook, PlateauStop, Trainer, gradient_descent, validate_gradient_hparams
+from repro.trainer import (GD_KEYS, GradientConfig, Hook, LRSchedule, PlateauStop, Trainer, gradient_descent,
+                           gradient_method, scheduled_lr, split_gradient_hparams)
 from repro.workloads import Workload
+
+N_TRAIN = 180  # the sine workload's 200 training samples minus its 10% validation split
 
 EVENTS = ["fit_start", "epoch_start", "select_batch", "before_forward", "after_forward", "before_backward",
           "after_backward", "before_optimizer_step", "after_optimizer_step", "epoch_end", "fit_end"]
@@ -57,6 +67,7 @@ class Recorder(Hook):
 
 def test_gradient_descent_reduces_test_rmse(make_ctx):
     ctx = make_ctx(seed=0)
+    assert len(ctx.data.x_train) == N_TRAIN and len(ctx.data.x_val) == 20
     torch.manual_seed(0)
     untrained = ctx.workload.evaluate(ctx.workload.build_model().eval(), ctx.data)["test_rmse"]
     state = gradient_descent(ctx, {"optimizer": "adam", "lr": 0.05, "epochs": 60, "batch_size": 50,
@@ -65,10 +76,11 @@ def test_gradient_descent_reduces_test_rmse(make_ctx):
     assert [row["epoch"] for row in ctx.history] == [20.0, 40.0, 60.0]
     assert rmse[0] > rmse[1] > rmse[2]
     assert rmse[-1] < 0.1 < untrained  # below the workload's target, from well above it
-    assert state.epoch == 60 and state.step == 60 * 4
-    assert ctx.forward_evals == 60 * 200  # one forward per training sample per epoch
-    assert ctx.history[-1]["forward_evals"] == 60 * 200
-    assert {"test_rmse", "test_r2", "train_loss", "train_time_s", "step"} <= set(ctx.history[-1])
+    assert state.epoch == 60 and state.step == 60 * 4  # 180 samples: batches of 50, 50, 50, 30
+    assert ctx.forward_evals == 60 * N_TRAIN  # one forward per training sample per epoch
+    assert ctx.history[-1]["forward_evals"] == 60 * N_TRAIN
+    assert {"val_rmse", "val_r2", "test_rmse", "test_r2", "train_loss", "train_time_s", "train_cpu_time_s",
+            "step"} <= set(ctx.history[-1])
 
 
 def test_gradient_descent_is_deterministic(make_ctx, tmp_path):
@@ -83,7 +95,7 @@ def test_gradient_descent_is_deterministic(make_ctx, tmp_path):
 def test_hook_order(make_ctx):
     ctx = make_ctx()
     rec = Recorder()
-    make_trainer(ctx, epochs=1, batch_size=100, hooks=[rec]).fit()  # 200 samples: 2 batches
+    make_trainer(ctx, epochs=1, batch_size=100, hooks=[rec]).fit()  # 180 samples: 2 batches
     per_batch = EVENTS[2:9]
     assert rec.events == ["fit_start", "epoch_start", *per_batch, *per_batch, "epoch_end", "fit_end"]
     assert all(rec.clock_running)  # everything a hook does counts as training time
@@ -128,9 +140,9 @@ def test_select_batch_can_shrink_and_drop_batches(make_ctx):
 
     rec, sel = Recorder(), Select()
     ctx = make_ctx()
-    state = make_trainer(ctx, epochs=2, batch_size=50, hooks=[sel, rec]).fit()
-    assert sel.sizes == [25, 50, 50] * 2  # the empty batch never reached the model
-    assert ctx.forward_evals == 2 * 125
+    state = make_trainer(ctx, epochs=2, batch_size=50, hooks=[sel, rec]).fit()  # batches 50, 50, 50, 30
+    assert sel.sizes == [25, 50, 30] * 2  # the empty batch never reached the model
+    assert ctx.forward_evals == 2 * 105
     assert state.step == 2 * 3  # an empty batch is not a step
     assert rec.events.count("select_batch") == 2 * 4  # every hook's selection runs for every batch
     assert rec.events.count("before_forward") == 2 * 3  # but an emptied batch goes no further
@@ -183,7 +195,7 @@ def test_skip_every_step_keeps_parameters(make_ctx):
     before = flat_parameters(trainer.state.model).clone()
     trainer.fit()
     assert torch.equal(flat_parameters(trainer.state.model), before)
-    assert ctx.forward_evals == 3 * 200
+    assert ctx.forward_evals == 3 * N_TRAIN
 
 
 class SkipAll(Hook):
@@ -206,8 +218,55 @@ def test_plateau_stop_does_not_stop_an_improving_run(make_ctx):
     state = gradient_descent(ctx, {"lr": 0.05, "epochs": 12, "batch_size": 50, "eval_every": 3,
                                    "plateau_patience": 1, "plateau_min_delta": 1e-4})
     assert state.epoch == 12 and not state.stop
-    losses = [row["train_loss"] for row in ctx.history]
-    assert losses == sorted(losses, reverse=True)
+    val = [row["val_rmse"] for row in ctx.history]
+    assert val == sorted(val, reverse=True)
+
+
+def plateau_state(workload, rows):
+    """A minimal TrainState stand-in: PlateauStop reads only these fields."""
+    return SimpleNamespace(ctx=SimpleNamespace(workload=workload), evaluated=True, last_eval={}, stop=False,
+                           rows=rows)
+
+
+def feed(stop, workload, rows):
+    state = plateau_state(workload, rows)
+    stopped_at = None
+    for i, row in enumerate(rows):
+        state.last_eval = row
+        stop.epoch_end(state)
+        if state.stop and stopped_at is None:
+            stopped_at = i
+    return stopped_at
+
+
+def test_plateau_stop_monitors_the_validation_metric(make_ctx):
+    wl = make_ctx().workload
+    assert PlateauStop.decides_on_validation is True
+    # validation stalls while test (and training loss) keep improving: stop
+    stalled = [{"val_rmse": 0.5, "test_rmse": 0.5 - 0.1 * i, "train_loss": 1.0 - 0.1 * i} for i in range(5)]
+    assert feed(PlateauStop(patience=2), wl, stalled) == 2
+    # validation improves while test gets worse: keep going (the test split never steers)
+    improving = [{"val_rmse": 0.5 - 0.1 * i, "test_rmse": 0.1 + 0.1 * i, "train_loss": 1.0} for i in range(5)]
+    assert feed(PlateauStop(patience=1), wl, improving) is None
+    # an explicit monitor (higher is better for r2)
+    r2 = [{"val_r2": 0.1 * i, "val_rmse": 0.5} for i in range(5)]
+    assert feed(PlateauStop(patience=1, monitor="val_r2"), wl, r2) is None
+    assert feed(PlateauStop(patience=1, monitor="val_r2"), wl, list(reversed(r2))) == 1
+
+
+def test_plateau_stop_ignores_stale_or_missing_evaluations(make_ctx):
+    wl = make_ctx().workload
+    stop = PlateauStop(patience=1)
+    state = plateau_state(wl, [])
+    state.last_eval = {"val_rmse": 0.5}
+    stop.epoch_end(state)
+    state.evaluated = False  # the same evaluation seen again at a later epoch does not count
+    for _ in range(3):
+        stop.epoch_end(state)
+    assert not state.stop and stop.bad == 0
+    state.evaluated, state.last_eval = True, {"test_rmse": 0.1}  # no validation metric: nothing to judge
+    stop.epoch_end(state)
+    assert not state.stop and stop.bad == 0
 
 
 def test_stop_between_evaluations_evaluates_final_model(make_ctx):
@@ -241,7 +300,7 @@ def test_trainer_rejects_bad_settings(make_ctx, kwargs):
 
 
 def _history_without_time(history):
-    return [{k: v for k, v in row.items() if k != "train_time_s"} for row in history]
+    return [{k: v for k, v in row.items() if k not in ("train_time_s", "train_cpu_time_s")} for row in history]
 
 
 def test_checkpoint_resume_matches_uninterrupted_run(make_ctx, tmp_path):
@@ -274,12 +333,13 @@ def test_checkpoint_resume_matches_uninterrupted_run(make_ctx, tmp_path):
         assert torch.equal(a, b)
     assert resumed.epoch == straight.epoch == 4 and resumed.step == straight.step
     assert _history_without_time(resumed_ctx.history) == _history_without_time(straight_ctx.history)
-    assert resumed_ctx.forward_evals == straight_ctx.forward_evals == 4 * 200
+    assert resumed_ctx.forward_evals == straight_ctx.forward_evals == 4 * N_TRAIN
     opt_a, opt_b = straight.optimizer.state_dict()["state"], resumed.optimizer.state_dict()["state"]
     for k in opt_a:
         assert torch.equal(opt_a[k]["exp_avg"], opt_b[k]["exp_avg"])
     # training time carried over from the first attempt
     assert resumed_ctx.history[1]["train_time_s"] == first_ctx.history[1]["train_time_s"]
+    assert resumed_ctx.history[1]["train_cpu_time_s"] == first_ctx.history[1]["train_cpu_time_s"]
     # checkpoint_every=2 saved after epoch 2 but not after the last epoch (4)
     assert torch.load(tmp_path / "straight.pt", weights_only=True)["method"]["epoch"] == 2
 
@@ -309,66 +369,276 @@ def test_checkpoint_keeps_hook_state(make_ctx, tmp_path):
         make_trainer(make_ctx(checkpoint=ckpt), epochs=3, checkpoint_every=1, hooks=[first]).fit()
     second = Counter()
     make_trainer(make_ctx(checkpoint=ckpt), epochs=3, checkpoint_every=1, hooks=[second]).fit()
-    assert second.n == 3 * 4  # 8 restored + 4 new
+    assert second.n == 3 * 4  # 8 restored + 4 new (180 samples, batches of 50)
 
 
-def test_training_time_excludes_evaluation(make_ctx, monkeypatch):
+class FakeTime:
+    """Stands in for the ``time`` module of repro.timing and repro.run: wall and CPU time move
+    only when a test advances them."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.cpu = 50.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def process_time(self) -> float:
+        return self.cpu
+
+    def advance(self, seconds: float, cpu: float | None = None) -> None:
+        self.now += seconds
+        self.cpu += seconds if cpu is None else cpu
+
+
+@pytest.fixture
+def fake_time(monkeypatch):
+    ft = FakeTime()
+    monkeypatch.setattr("repro.timing.time", ft)
+    monkeypatch.setattr("repro.run.time", ft)
+    return ft
+
+
+EVAL_S = 10.0  # what scoring one split costs on the fake clock
+STEP_S = 1.0  # what one training batch costs
+
+
+@pytest.fixture
+def costed(fake_time, monkeypatch):
+    """Scoring a split costs EVAL_S; each call records (split, whether the training clock ran)."""
     original = Workload.evaluate
+    calls = []
 
-    def slow_evaluate(self, predict, data, batch_size=4096):
-        time.sleep(0.2)
-        return original(self, predict, data, batch_size)
+    def evaluate(self, predict, data, split="test", batch_size=4096):
+        calls.append((split, costed.ctx.clock.running))
+        fake_time.advance(EVAL_S)
+        return original(self, predict, data, split, batch_size)
 
-    monkeypatch.setattr(Workload, "evaluate", slow_evaluate)
+    monkeypatch.setattr(Workload, "evaluate", evaluate)
+    costed = SimpleNamespace(calls=calls, ctx=None)
+    return costed
+
+
+class Tick(Hook):
+    """Training work: one batch costs STEP_S (wall and CPU)."""
+
+    def __init__(self, ft):
+        self.ft = ft
+
+    def before_forward(self, state):
+        self.ft.advance(STEP_S)
+
+
+class Decider(Hook):
+    """A hook that steers training from the validation metric (like WUS's trigger)."""
+
+    decides_on_validation = True
+
+
+@pytest.mark.parametrize("decides", [False, True])
+def test_what_evaluation_time_is_on_the_training_clock(make_ctx, fake_time, costed, decides):
+    """Evaluation is off the clock, except the validation scoring a deciding hook needs; the
+    test split is always off the clock."""
     ctx = make_ctx()
-    t0 = time.perf_counter()
-    make_trainer(ctx, epochs=3, batch_size=200, optimizer="sgd").fit()
-    wall = time.perf_counter() - t0
-    assert len(ctx.history) == 3
-    assert ctx.eval_time_s >= 0.6 and wall >= 0.6
-    assert ctx.clock.elapsed < ctx.eval_time_s
-    assert ctx.clock.elapsed < 0.2  # not even one evaluation's worth of time
-    times = [row["train_time_s"] for row in ctx.history]
-    assert times == sorted(times) and times[-1] <= ctx.clock.elapsed
+    costed.ctx = ctx
+    hooks = [Tick(fake_time), *([Decider()] if decides else [])]
+    make_trainer(ctx, epochs=3, batch_size=N_TRAIN, optimizer="sgd", hooks=hooks).fit()  # one batch per epoch
+    assert costed.calls == [("val", decides), ("test", False)] * 3
+    val_on_clock = EVAL_S if decides else 0.0
+    assert ctx.clock.elapsed == pytest.approx(3 * (STEP_S + val_on_clock))
+    assert ctx.clock.cpu_elapsed == pytest.approx(3 * (STEP_S + val_on_clock))
+    assert ctx.eval_time_s == pytest.approx(3 * (2 * EVAL_S - val_on_clock))  # the rest is evaluation time
+    assert [row["train_time_s"] for row in ctx.history] == pytest.approx(
+        [(i + 1) * (STEP_S + val_on_clock) for i in range(3)])
+    assert [row["train_cpu_time_s"] for row in ctx.history] == pytest.approx(
+        [row["train_time_s"] for row in ctx.history])
 
 
-def test_train_clock():
+def test_plateau_stop_puts_validation_on_the_clock(make_ctx, fake_time, costed):
+    ctx = make_ctx()
+    costed.ctx = ctx
+    gradient_descent(ctx, {"epochs": 2, "batch_size": N_TRAIN, "plateau_patience": 50})
+    assert costed.calls == [("val", True), ("test", False)] * 2
+    assert ctx.clock.elapsed == pytest.approx(2 * EVAL_S) and ctx.eval_time_s == pytest.approx(2 * EVAL_S)
+    plain = make_ctx()
+    costed.ctx = plain
+    costed.calls.clear()
+    gradient_descent(plain, {"epochs": 2, "batch_size": N_TRAIN})
+    assert costed.calls == [("val", False), ("test", False)] * 2
+    assert plain.clock.elapsed == 0.0 and plain.eval_time_s == pytest.approx(4 * EVAL_S)
+
+
+def test_final_evaluation_after_an_early_stop_is_not_a_decision(make_ctx, fake_time, costed):
+    class StopAt4(Decider):
+        def epoch_end(self, state):
+            state.stop = state.epoch == 4
+
+    ctx = make_ctx()
+    costed.ctx = ctx
+    make_trainer(ctx, epochs=10, eval_every=3, batch_size=N_TRAIN, hooks=[StopAt4()]).fit()
+    assert [row["epoch"] for row in ctx.history] == [3.0, 4.0]
+    assert costed.calls == [("val", True), ("test", False), ("val", False), ("test", False)]
+
+
+def test_context_evaluate_decision_flag(make_ctx, fake_time, costed):
+    ctx = make_ctx()
+    costed.ctx = ctx
+    predict = lambda x: torch.zeros(len(x), 1)  # noqa: E731
+    row = ctx.evaluate(predict, epoch=1, step=5, decision=True, extra_value=2)
+    assert {"val_rmse", "test_rmse", "val_r2", "test_r2"} <= set(row) and row["extra_value"] == 2.0
+    assert row["train_time_s"] == EVAL_S and ctx.eval_time_s == EVAL_S and not ctx.clock.running
+    with ctx.clock.measuring():  # called from inside a measured block (re-entrant), still correct
+        ctx.evaluate(predict, epoch=2, step=6, decision=True)
+        assert ctx.clock.running
+    ctx.evaluate(predict, epoch=3, step=7)
+    assert ctx.clock.elapsed == 2 * EVAL_S and ctx.eval_time_s == 4 * EVAL_S
+    assert costed.calls == [("val", True), ("test", False)] * 2 + [("val", False), ("test", False)]
+    assert ctx.history[-1] is not row and len(ctx.history) == 3
+
+
+def test_train_clock(fake_time):
     clock = TrainClock(torch.device("cpu"))
     with clock.paused():  # pausing a stopped clock does not start it
-        pass
-    assert not clock.running and clock.elapsed == 0.0
+        fake_time.advance(5)
+    assert not clock.running and clock.elapsed == 0.0 and clock.cpu_elapsed == 0.0
     with clock.measuring():
-        time.sleep(0.05)
-        with clock.paused():
-            time.sleep(0.3)
+        fake_time.advance(2, cpu=1)
+        with clock.measuring():  # re-entrant: the inner block does not stop the outer one
+            fake_time.advance(1, cpu=1)
         assert clock.running
+        assert clock.elapsed == 3.0  # readable while running
+        with clock.paused():
+            fake_time.advance(30)
+        assert clock.running
+        fake_time.advance(4, cpu=0.5)
     assert not clock.running
-    assert 0.05 <= clock.elapsed < 0.3  # the paused 0.3 s is not counted
-    resumed = TrainClock(torch.device("cpu"), elapsed=10.0)
-    assert resumed.elapsed == 10.0
+    assert clock.elapsed == 7.0 and clock.cpu_elapsed == 2.5  # the paused 30 s are not counted
+    fake_time.advance(100)
+    assert clock.elapsed == 7.0
+    resumed = TrainClock(torch.device("cpu"), elapsed=10.0, cpu_elapsed=3.0)
+    assert resumed.elapsed == 10.0 and resumed.cpu_elapsed == 3.0
+
+
+# --------------------------------------------------------------------------- hyper-parameters
 
 
 @pytest.mark.parametrize(("hparams", "match"), [
-    ({"optimiser": "adam"}, "unknown gradient-descent hyper-parameter 'optimiser'"),
-    ({"optimizer": "rmsprop"}, r"unknown optimizer \(key 'optimizer'\) 'rmsprop'; valid choices: adam, adamw, sgd"),
-    ({"lr": 0}, "'lr' must be a positive"),
-    ({"lr": float("inf")}, "'lr' must be a positive"),
-    ({"epochs": 0}, "'epochs' must be an integer >= 1"),
-    ({"batch_size": 2.5}, "'batch_size' must be an integer"),
-    ({"eval_every": -1}, "'eval_every'"),
+    ({"optimiser": "adam"}, r"unknown gradient-descent hyper-parameter 'optimiser'; valid choices: batch_size, "
+                            r"checkpoint_every, epochs, eval_every, lr, "),
+    ({"optimizer": "rmsprop"}, r"unknown gradient-descent hyper-parameter 'optimizer' value 'rmsprop'; "
+                               r"valid choices: adam, adamw, sgd"),
+    ({"lr": 0}, r"'lr' must be in \(0, inf\], got 0.0"),
+    ({"lr": float("inf")}, r"'lr' must be a finite number, got inf"),
+    ({"lr": "0.1"}, r"'lr' must be a finite number, got '0.1'"),
+    ({"epochs": 0}, r"'epochs' must be in \[1, inf\], got 0"),
+    ({"epochs": True}, r"'epochs' must be int, got True"),
+    ({"batch_size": 2.5}, r"'batch_size' must be int, got 2.5"),
+    ({"eval_every": -1}, r"'eval_every' must be in \[1, inf\], got -1"),
+    ({"momentum": 1.5}, r"'momentum' must be in \[0, 1\], got 1.5"),
+    ({"lr_schedule": "linear"}, r"'lr_schedule' value 'linear'; valid choices: cosine, none, step"),
+    ({"lr_gamma": 0.0}, r"'lr_gamma' must be in \(0, 1\], got 0.0"),
 ])
-def test_validate_gradient_hparams(hparams, match):
+def test_gradient_hparams_are_validated(hparams, match):
     with pytest.raises(ReproError, match=match):
-        validate_gradient_hparams(hparams)
+        H.parse(GradientConfig, hparams, "gradient-descent")
 
 
-def test_validate_gradient_hparams_accepts_enkf_baselines():
-    from repro.registry import get_paper
+def test_gradient_hparams_defaults_and_nones():
+    cfg = H.parse(GradientConfig, {"epochs": None, "lr": 1, "momentum": None}, "gd")
+    assert cfg.epochs is None and cfg.lr == 1.0 and isinstance(cfg.lr, float)
+    assert cfg == GradientConfig(lr=1.0) and cfg.optimizer == "adam" and cfg.plateau_patience is None
+    assert GD_KEYS == H.keys(GradientConfig) and "lr_schedule" in GD_KEYS
 
+
+def test_split_gradient_hparams_names_both_sets():
+    from .fake_paper import BoostConfig
+
+    gd, own = split_gradient_hparams({"lr": 0.1, "boost": 3.0}, BoostConfig, "boosted")
+    assert gd == GradientConfig(lr=0.1) and own == BoostConfig(boost=3.0)
+    with pytest.raises(ReproError) as info:
+        split_gradient_hparams({"bost": 3.0}, BoostConfig, "boosted")
+    msg = str(info.value)
+    assert "unknown boosted hyper-parameter 'bost'" in msg and "boost" in msg and "lr_schedule" in msg
+    gd, own = split_gradient_hparams({"lr": 0.1}, None, "plain")
+    assert own is None
+    with pytest.raises(ReproError, match=r"unknown plain hyper-parameter 'boost'; valid choices: batch_size"):
+        split_gradient_hparams({"boost": 3.0}, None, "plain")
+
+
+def test_gradient_method_validates_and_documents(fake_paper):
+    m = fake_paper.methods["boosted"]
+    assert m.fixed == {"variant": "boosted"} and not m.is_baseline and fake_paper.methods["gd"].is_baseline
+    m.validate({"lr": 0.1, "boost": 2.0, "variant": "boosted"})
+    with pytest.raises(ReproError, match=r"'boost' must be in \(0, inf\]"):
+        m.validate({"boost": -1.0})
+    assert "`lr` (float, default 0.001; in (0, inf]): base learning rate" in m.hparams_doc
+    assert "`variant` (str, default 'plain'; one of plain, boosted)" in m.hparams_doc
+    assert "`boost`" not in fake_paper.methods["gd"].hparams_doc
+
+
+def test_every_fake_experiment_validates(fake_paper):
     for scale in ("smoke", "paper"):
-        for exp in get_paper("enkf").experiments_at(scale).values():
-            for name in ("gd_equal_budget", "gd_converged"):
-                validate_gradient_hparams(exp.methods[name])
+        for exp in fake_paper.experiments_at(scale).values():
+            for name in exp.methods:
+                fake_paper.method(name).validate(fake_paper.trial_hparams(scale, exp.name, name))
+
+
+def test_gradient_method_runs_its_hooks_with_the_fixed_switch(make_ctx, fake_paper, monkeypatch):
+    """What a trial runs: the method's hooks, built from the merged hyper-parameters (boosted
+    doubles its learning rate only because its fixed switch says so)."""
+    seen = {}
+    original = Trainer.fit
+
+    def fit(self):
+        state = original(self)
+        seen[self.ctx.method] = (state.optimizer.param_groups[0]["lr"], [type(h).__name__ for h in self.hooks])
+        return state
+
+    monkeypatch.setattr(Trainer, "fit", fit)
+    runs = {"gd": fake_paper.trial_hparams("smoke", "sine", "gd"),
+            "boosted": fake_paper.trial_hparams("smoke", "sine", "boosted"),
+            "boosted_plain": {**fake_paper.trial_hparams("smoke", "sine", "boosted"), "variant": "plain"}}
+    for label, hp in runs.items():
+        ctx = make_ctx()
+        ctx.method = label
+        fake_paper.method(label.split("_")[0]).fit(ctx, {**hp, "epochs": 1})
+        assert len(ctx.history) == 1
+    assert seen == {"gd": (0.05, []), "boosted": (0.1, ["Boost"]), "boosted_plain": (0.05, [])}
+
+
+# --------------------------------------------------------------------------- learning-rate schedule
+
+
+def test_scheduled_lr():
+    step = GradientConfig(lr=1.0, lr_schedule="step", lr_step=10, lr_gamma=0.1)
+    assert [scheduled_lr(step, e, 100) for e in (0, 9, 10, 25)] == pytest.approx([1.0, 1.0, 0.1, 0.01])
+    cosine = GradientConfig(lr=2.0, lr_schedule="cosine")
+    assert scheduled_lr(cosine, 0, 10) == pytest.approx(2.0)
+    assert scheduled_lr(cosine, 5, 10) == pytest.approx(1.0)
+    assert scheduled_lr(cosine, 10, 10) == pytest.approx(0.0, abs=1e-12)
+    warm = GradientConfig(lr=1.0, warmup_epochs=4)
+    assert [scheduled_lr(warm, e, 10) for e in range(6)] == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.0, 1.0])
+    assert scheduled_lr(GradientConfig(lr=0.3), 50, 100) == 0.3
+
+
+def test_lr_schedule_hook_sets_each_epochs_rate(make_ctx):
+    lrs = []
+
+    class Spy(Hook):
+        def epoch_end(self, state):
+            lrs.append(state.optimizer.param_groups[0]["lr"])
+
+    cfg = GradientConfig(lr=0.8, lr_schedule="step", lr_step=1, lr_gamma=0.5)
+    ctx = make_ctx()
+    make_trainer(ctx, epochs=3, lr=0.8, hooks=[LRSchedule(cfg, 3), Spy()]).fit()
+    assert lrs == pytest.approx([0.8, 0.4, 0.2])
+    lrs.clear()
+    gradient_descent(make_ctx(), {"lr": 0.8, "epochs": 3, "lr_schedule": "step", "lr_step": 1, "lr_gamma": 0.5},
+                     hooks=[Spy()])
+    assert lrs == pytest.approx([0.8, 0.4, 0.2])  # gradient_descent adds the schedule itself
+    lrs.clear()
+    gradient_descent(make_ctx(), {"lr": 0.8, "epochs": 2}, hooks=[Spy()])
+    assert lrs == pytest.approx([0.8, 0.8])
 
 
 def test_stop_before_first_epoch(make_ctx):

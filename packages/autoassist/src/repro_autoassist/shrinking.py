@@ -320,14 +320,18 @@ class InstanceShrinking(Hook):
         )
 
     # -- checkpoints --
+    def _buffer_cpu(self) -> list[torch.Tensor] | None:
+        if self._buf_x is None or self._buf_y is None or not len(self._buf_y):
+            return None
+        return [self._buf_x.detach().cpu().clone(), self._buf_y.detach().cpu().clone()]
+
     def state_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "gen": self.gen.get_state() if self.gen is not None else None,
             "counts": [self.candidates, self.backprop, self.empty_batches, self.fallback_batches, self.accepted],
             "times": [self.assist_time_s, self.step_time_s],
             "fill_size": self.fill_size,
-            "buffer": ([self._buf_x.detach().cpu().clone(), self._buf_y.detach().cpu().clone()]  # type: ignore[union-attr]
-                       if self.buffered else None),
+            "buffer": self._buffer_cpu(),
         }
         if self.exchange is not None:
             self.exchange.drain()  # async: the snapshot must include every report made so far

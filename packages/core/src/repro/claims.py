@@ -352,7 +352,8 @@ def judge(claim: Claim, measurements: Mapping[str, Mapping[str, Mapping[int, flo
     if len(defined) < MIN_SEEDS:
         why = f"only {len(defined)} seed(s) with a defined {claim.quantity()} (need {MIN_SEEDS}){extra}"
         ci = _mean_with_infinities(list(defined.values())) if defined else None
-        return Verdict(claim, "inconclusive", why, ci, per_seed, method_mean, base_mean, misses, undefined)
+        out = Verdict(claim, "inconclusive", why, ci, per_seed, method_mean, base_mean, misses, undefined)
+        return _by_construction(out, why) if claim.by_construction else out
     ci = _mean_with_infinities(list(defined.values()))
     verdict = _decide(claim, ci)
     reason = (f"95% CI [{ci.low:.4g}, {ci.high:.4g}] over {ci.n} seeds vs expected {claim.expectation()}"
@@ -365,10 +366,15 @@ def judge(claim: Claim, measurements: Mapping[str, Mapping[str, Mapping[int, flo
         reason += (f"; the CI is too wide to decide: about {needed} seeds would decide it at this mean and spread"
                    if needed else "; more seeds would not decide it (the mean sits on the bound)")
     out = Verdict(claim, verdict, reason, ci, per_seed, method_mean, base_mean, misses, undefined, needed)
-    if claim.by_construction:
-        out.holds = verdict == "reproduced" if verdict != "inconclusive" else None
-        out.verdict = "by construction"
-        out.reason = (f"fixed by the configuration ({claim.by_construction}); the measured value "
-                      f"{'meets' if out.holds else 'does not meet' if out.holds is False else 'may or may not meet'} "
-                      f"the claim, an accounting identity rather than a reproduction. {reason}")
+    return _by_construction(out, reason) if claim.by_construction else out
+
+
+def _by_construction(out: Verdict, reason: str) -> Verdict:
+    """Relabel a verdict whose quantity the configuration fixes; ``holds`` keeps what was measured."""
+    out.holds = out.verdict == "reproduced" if out.verdict != "inconclusive" else None
+    out.verdict = "by construction"
+    out.seeds_to_decide = None
+    out.reason = (f"fixed by the configuration ({out.claim.by_construction}); the measured value "
+                  f"{'meets' if out.holds else 'does not meet' if out.holds is False else 'may or may not meet'} "
+                  f"the claim, an accounting identity rather than a reproduction. {reason}")
     return out

@@ -106,9 +106,10 @@ class Paper:
                     if m not in self.methods:
                         raise unknown(f"method in experiment {exp.name!r} of paper {self.slug!r}", m, self.methods)
                     self.methods[m].hparams(tunable, f"experiment {exp.name!r} ({scale}) of paper {self.slug!r}")
-        for m in self.tiny_hparams:
+        for m, tiny in self.tiny_hparams.items():
             if m not in self.methods:
                 raise unknown(f"method in tiny_hparams of paper {self.slug!r}", m, self.methods)
+            self.methods[m].hparams(tiny, f"tiny_hparams of paper {self.slug!r}")  # no fixed switch
         for claim in self.claims:
             if claim.not_run:
                 continue

@@ -96,9 +96,9 @@ def prepare(spec: DatasetSpec, params: dict[str, Any] | None = None, out: Path |
     """
     name = spec.name
     unknown_keys = set(params or {}) - set(spec.defaults)
-    if spec.defaults and unknown_keys:
+    if unknown_keys:  # a dataset without defaults takes no parameters
         raise ReproError(f"dataset {name!r}: unknown parameter {sorted(unknown_keys)[0]!r}; "
-                         f"valid choices: {', '.join(sorted(spec.defaults))}")
+                         f"valid choices: {', '.join(sorted(spec.defaults)) or '(none: it takes no parameters)'}")
     params = {**spec.defaults, **(params or {})}
     out = out or paths.prepared_data_path(name)
     raw_dir = paths.data_dir() / "raw"
