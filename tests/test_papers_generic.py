@@ -1,5 +1,6 @@
-"""Every registered paper, every method: a tiny training run, and an interrupted run that resumes
-to exactly the uninterrupted result. Adding a paper adds its cases here automatically."""
+"""Every registered paper, every method: its declaration resolves and validates at every scale, a
+tiny training run, and an interrupted run that resumes to exactly the uninterrupted result.
+Adding a paper adds its cases here automatically."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ import math
 import pytest
 import torch
 
-from repro.datasets import get_dataset, prepare
-from repro.datasets.downloaded import mirror_dir
-from repro.registry import get_paper, papers
+from repro import catalog
+from repro import config as cfg
+from repro.datasets import prepare
+from repro.datasets.downloaded import resolve_mirror
+from repro.models import MODELS
+from repro.papers import get_paper, papers
 from repro.run import build_context, summarise
-from repro.workloads import get_workload
+from repro.scales import SCALES
 
 CASES = [
     (slug, exp.name, method)
@@ -20,7 +24,15 @@ CASES = [
     for exp in get_paper(slug).experiments_at("smoke").values()
     for method in exp.methods
 ]
-TIMING = {"train_time_s"}
+# Every (paper, scale, experiment, method) the registry declares, at both scales.
+ALL_CASES = [
+    (slug, scale, exp.name, method)
+    for slug in sorted(papers())
+    for scale in SCALES
+    for exp in get_paper(slug).experiments_at(scale).values()
+    for method in exp.methods
+]
+TIMING = {"train_time_s", "train_cpu_time_s"}
 
 
 class Interrupted(Exception):
@@ -47,6 +59,40 @@ def project(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.mark.parametrize(("slug", "scale", "experiment", "method"), ALL_CASES,
+                         ids=["-".join(c) for c in ALL_CASES])
+def test_every_declared_trial_resolves_and_validates(slug, scale, experiment, method):
+    """What `repro run` checks before any work, for every trial of every installed paper at every
+    scale: the merged hyper-parameters (tunable + the method's fixed switches) are accepted by the
+    method, and the workload, its dataset and its model resolve through the catalog."""
+    paper = get_paper(slug)
+    spec = paper.method(method)
+    hparams = paper.trial_hparams(scale, experiment, method)
+    tunable = paper.experiment(scale, experiment).methods[method]
+    assert not set(tunable) & set(spec.fixed), "an experiment sets a fixed switch"
+    assert hparams == {**tunable, **spec.fixed}
+    spec.validate(hparams)
+    if scale == "smoke" and method in paper.tiny_hparams:  # what the tiny runs below train with
+        spec.validate({**hparams, **paper.tiny_hparams[method]})
+    workload = catalog.get_workload(paper.experiment(scale, experiment).workload)
+    dataset = catalog.get_dataset(workload.dataset)
+    assert dataset.name == workload.dataset
+    assert workload.model in MODELS
+    assert workload.target_metric == "val_" + workload.metric_names[0]
+
+
+def test_every_claim_names_declared_experiments_and_methods():
+    for slug in papers():
+        paper = get_paper(slug)
+        for claim in paper.claims:
+            if claim.not_run:
+                continue
+            for scale in claim.scales:
+                for name in claim.experiment_names:
+                    methods = paper.experiment(scale, name).methods
+                    assert claim.method in methods and (claim.baseline is None or claim.baseline in methods)
+
+
 def _fit(slug, experiment, method, hparams_override, interrupt_after_first_checkpoint=False):
     ctx, hparams = build_context(slug, experiment, method, seed=0, scale="smoke")
     hparams.update(hparams_override)
@@ -71,10 +117,12 @@ def test_tiny_run_and_resume(project, slug, experiment, method):
     paper = get_paper(slug)
     assert method in paper.tiny_hparams, f"paper {slug!r} declares no tiny_hparams for {method!r}"
     tiny = paper.tiny_hparams[method]
-    dataset = get_dataset(get_workload(paper.experiment("smoke", experiment).workload).dataset)
-    if dataset.kind == "downloaded" and mirror_dir() is None:
+    dataset = catalog.get_dataset(catalog.get_workload(paper.experiment("smoke", experiment).workload).dataset)
+    config = cfg.load()
+    mirror = resolve_mirror(config["data_mirror"])
+    if dataset.kind == "downloaded" and mirror is None:
         pytest.skip(f"{dataset.name} needs a download and no data mirror is configured (offline)")
-    prepare(dataset.name)
+    prepare(dataset, cfg.dataset_params(config, dataset.name), mirror=mirror)
 
     straight = _fit(slug, experiment, method, tiny)
     summary = summarise(straight)

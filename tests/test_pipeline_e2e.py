@@ -12,7 +12,8 @@ import yaml
 from conftest import run
 
 SEEDS = 3
-VERDICT_MARKS = {"reproduced": "✔", "not reproduced": "✘", "inconclusive": "?", "not run": "–"}
+VERDICT_MARKS = {"reproduced": "✔", "not reproduced": "✘", "inconclusive": "?", "by construction": "≡",
+                 "not run": "–"}
 
 
 def _set_params(project: Path, **changes) -> None:
@@ -27,12 +28,16 @@ def _set_params(project: Path, **changes) -> None:
 
 
 def _mlflow_runs(project: Path, experiment: str):
+    """(trial runs, reproduction parent runs) of one MLflow experiment."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     exp = client.get_experiment_by_name(experiment)
     assert exp is not None, f"no MLflow experiment {experiment!r}"
-    return client.search_runs([exp.experiment_id], max_results=1000)
+    assert exp.tags.get("mlflow.experimentKind") == "custom_model_development"
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    parents = [r for r in runs if r.data.tags.get("reproduction") == "true"]
+    return [r for r in runs if r.data.tags.get("reproduction") != "true"], parents
 
 
 @pytest.mark.slow
@@ -50,26 +55,33 @@ def test_snakemake_then_dvc_reproduce_and_track(project_copy: Path):
     for cid, c in claims["claims"].items():
         assert c["verdict"] in VERDICT_MARKS, cid
         if c["verdict"] != "not run":
-            assert c["n_seeds"] == SEEDS, cid
-            assert c["ci_low"] <= c["mean"] <= c["ci_high"], cid
+            # every seed is judged: defined (in the CI) or undefined (both method and baseline missed)
+            assert len(c["per_seed"]) == SEEDS and c["n_seeds"] + c["undefined_seeds"] == SEEDS, cid
+            if c["mean"] is not None and c["ci_low"] is not None:  # null: infinite (a missed target)
+                assert c["ci_low"] <= c["mean"] <= c["ci_high"], cid
 
     report = (project / "reports/enkf/index.md").read_text()
     for cid, c in claims["claims"].items():
         row = next(line for line in report.splitlines() if line.startswith(f"| **{cid}**"))
         assert VERDICT_MARKS[c["verdict"]] in row and c["verdict"] in row
-        assert f"{c['mean']:.4g}" in row  # the table shows the measured value, not a constant
+        if c["mean"] is not None:
+            assert f"{c['mean']:.4g}" in row  # the table shows the measured value, not a constant
     html = (project / "reports/enkf/index.html").read_text()
     assert "data:image/png;base64," in html and not re.search(r'src="(?!data:)', html)  # renders offline
     assert "enkf/index.html" in (project / "reports/index.html").read_text()
     run(["snakemake", "--report", "report.zip"], project)  # the reports are registered for --report
     assert (project / "report.zip").stat().st_size > 10_000
 
-    runs = _mlflow_runs(project, "enkf")
-    assert len(runs) == 2 * 4 * SEEDS  # experiments x methods x seeds
+    runs, parents = _mlflow_runs(project, "enkf")
+    assert len(runs) == 2 * 4 * SEEDS  # experiments x methods x seeds (the parent run aside)
+    (parent,) = parents  # one reproduction run per paper x scale, made by the report
+    assert parent.info.run_name == "reproduction/smoke" and parent.info.run_id in report
     assert {r.info.status for r in runs} == {"FINISHED"}
     for r in runs:
-        assert {"paper", "method", "seed", "scale", "dataset_sha256", "git_commit", "git_dirty", "device"} <= set(r.data.tags)
-        assert "final.test_rmse" in r.data.metrics
+        assert {"paper", "method", "seed", "scale", "dataset_sha256", "git_commit", "git_dirty", "device",
+                "mlflow.source.name"} <= set(r.data.tags)
+        assert r.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert "final.test_rmse" in r.data.metrics and "final.val_rmse" in r.data.metrics
         assert r.info.run_id in report  # the report lists every run id
 
     # --- DVC: adopt Snakemake's outputs, then change one dataset's generator parameter ---------

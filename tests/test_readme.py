@@ -7,7 +7,7 @@ import re
 
 from conftest import ROOT, run
 
-from repro.registry import get_paper, papers
+from repro.papers import get_paper, papers
 
 
 def _quickstart_commands() -> list[str]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+
+from repro.testing import run_under_triton_interpreter
 
 from repro_approx import kernels
 
@@ -19,10 +20,7 @@ SRC = HERE.parent / "src"
 @pytest.mark.skipif(kernels.triton is None, reason="triton not installed")
 def test_kernels_match_reference_under_interpreter():
     # TRITON_INTERPRET must be set before triton is imported: run in a fresh interpreter.
-    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.pathsep.join(
-        filter(None, [str(SRC), os.environ.get("PYTHONPATH", "")]))}
-    proc = subprocess.run([sys.executable, str(HERE / "_kernel_check.py")], env=env, capture_output=True,
-                          text=True, timeout=300)
+    proc = run_under_triton_interpreter(HERE / "_kernel_check.py", SRC)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -15,14 +15,13 @@
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
 from repro import environment
+from repro.bench import time_call
 from repro.models import build_model
 
 from repro_autoassist.assistant import Assistant
@@ -36,23 +35,8 @@ MODELS = {  # name -> (builder, kwargs, input shape)
 }
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _time(fn: Callable[[], None], device: torch.device, steps: int, repeats: int, warmup: int) -> float:
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(repeats):
-        _sync(device)
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            fn()
-        _sync(device)
-        out.append((time.perf_counter() - t0) / steps)
-    return statistics.median(out)
+    return time_call(fn, device, repeats=repeats, warmup=warmup, inner=steps)
 
 
 def bench_boss(model_name: str, batch: int, steps: int, repeats: int, warmup: int, device: torch.device) -> dict[str, float]:

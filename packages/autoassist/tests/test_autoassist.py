@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import math
 import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,6 +16,7 @@ from repro.checkpoint import Checkpointer
 from repro.datasets import TensorData
 from repro.errors import ReproError
 from repro.run import RunContext, seed_everything, summarise
+from repro.testing import run_under_triton_interpreter
 from repro.timing import TrainClock
 from repro.trainer import TrainState
 from repro.workloads import Workload
@@ -26,7 +25,8 @@ from repro_autoassist.assistant import Assistant, acceptance_prob, assistant_sgd
 from repro_autoassist.configuration_autoassist import AutoAssistConfig
 from repro_autoassist.kernels import fused_select_reference, select_reference, triton_available
 from repro_autoassist.paper import PAPER
-from repro_autoassist.shrinking import AsyncExchange, InstanceShrinking, SyncExchange
+from repro_autoassist.methods import InstanceShrinking
+from repro_autoassist.shrinking import AsyncExchange, SyncExchange
 
 WL = Workload(name="blobs_mlp", dataset="blobs", model="mlp", model_kwargs={"sizes": [8, 16, 3], "activation": "relu"},
               loss="cross_entropy", metrics=("test_accuracy", "test_cross_entropy"), target=0.9, batch_size=16,
@@ -272,9 +272,7 @@ def test_assistant_crash_falls_back_and_is_recorded(tmp_path, mode):
     model = ctx.workload.build_model()
     from repro.trainer import Trainer
 
-    t0 = time.perf_counter()
     Trainer(ctx, model, torch.optim.SGD(model.parameters(), lr=0.05), epochs=3, batch_size=16, hooks=[hook]).fit()
-    assert time.perf_counter() - t0 < 20  # no hang
     s = summarise(ctx)
     assert s["assistant_failed"] == 1.0 and s["fallback_batches"] > 0
     assert "exploded" in hook.exchange.error
@@ -286,13 +284,13 @@ def test_async_exchange_never_blocks_the_boss():
     base = Assistant.create(8, 3, g)
     ex = AsyncExchange(_Slow(w=base.w, u=base.u), queue_size=2)
     x, y, losses = torch.randn(16, 8), torch.randint(0, 3, (16,)), torch.rand(16)
-    t0 = time.perf_counter()
     for _ in range(20):
         ex.current()
         ex.report(x, y, losses)
-    boss = time.perf_counter() - t0
-    assert boss < 0.1  # 20 reports to a 0.2 s/update assistant: the Boss did not wait
-    assert ex.dropped >= 15  # a full queue drops reports instead of blocking
+    # 20 reports to a 0.2 s/update assistant with room for 2: a Boss that waited would have had
+    # every report consumed; one that never blocks had most of them dropped (a count, not a clock).
+    assert ex.dropped >= 15
+    assert ex.assistant.updates + ex.dropped <= 20
     assert ex.drain(timeout=5.0)
     assert ex.assistant.updates >= 1 and ex.current()[0] is ex.assistant.w
     ex.close()
@@ -339,10 +337,7 @@ def test_fused_reference_matches_pieces():
 @pytest.mark.skipif(not triton_available(), reason="triton not installed")
 def test_triton_kernel_matches_reference_in_interpreter():
     # TRITON_INTERPRET is read when triton is first imported: a fresh interpreter process.
-    env = {**os.environ, "TRITON_INTERPRET": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH", "")]))}
-    proc = subprocess.run([sys.executable, str(Path(__file__).with_name("_kernel_check.py"))], env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = run_under_triton_interpreter(Path(__file__).with_name("_kernel_check.py"), SRC, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("ok ") == 5  # 4 random cases + the golden reference stream
 

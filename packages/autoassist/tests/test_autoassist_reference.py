@@ -51,7 +51,8 @@ from repro_autoassist.assistant import Assistant, acceptance_prob, assistant_sgd
 from repro_autoassist.configuration_autoassist import AutoAssistConfig
 from repro_autoassist.kernels import select_reference
 from repro_autoassist.paper import PAPER
-from repro_autoassist.shrinking import InstanceShrinking, SyncExchange
+from repro_autoassist.methods import InstanceShrinking
+from repro_autoassist.shrinking import SyncExchange
 
 HERE = Path(__file__).resolve().parent
 

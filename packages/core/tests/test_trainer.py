@@ -7,7 +7,6 @@ test says so, so the accounting (what is on the clock, what is not) is exact.
 
 from __future__ import annotations
 
-import math
 from types import SimpleNamespace
 
 import pytest
@@ -18,7 +17,7 @@ from repro.errors import ReproError
 from repro.models import flat_parameters
 from repro.timing import TrainClock
 from repro.trainer import (GD_KEYS, GradientConfig, Hook, LRSchedule, PlateauStop, Trainer, gradient_descent,
-                           gradient_method, scheduled_lr, split_gradient_hparams)
+                           scheduled_lr, split_gradient_hparams)
 from repro.workloads import Workload
 
 N_TRAIN = 180  # the sine workload's 200 training samples minus its 10% validation split
@@ -222,14 +221,14 @@ def test_plateau_stop_does_not_stop_an_improving_run(make_ctx):
     assert val == sorted(val, reverse=True)
 
 
-def plateau_state(workload, rows):
+def plateau_state(workload):
     """A minimal TrainState stand-in: PlateauStop reads only these fields."""
-    return SimpleNamespace(ctx=SimpleNamespace(workload=workload), evaluated=True, last_eval={}, stop=False,
-                           rows=rows)
+    return SimpleNamespace(ctx=SimpleNamespace(workload=workload), evaluated=True, last_eval={}, stop=False)
 
 
 def feed(stop, workload, rows):
-    state = plateau_state(workload, rows)
+    """Feed one fresh evaluation per epoch; the index of the evaluation that stopped (None: none)."""
+    state = plateau_state(workload)
     stopped_at = None
     for i, row in enumerate(rows):
         state.last_eval = row
@@ -257,7 +256,7 @@ def test_plateau_stop_monitors_the_validation_metric(make_ctx):
 def test_plateau_stop_ignores_stale_or_missing_evaluations(make_ctx):
     wl = make_ctx().workload
     stop = PlateauStop(patience=1)
-    state = plateau_state(wl, [])
+    state = plateau_state(wl)
     state.last_eval = {"val_rmse": 0.5}
     stop.epoch_end(state)
     state.evaluated = False  # the same evaluation seen again at a later epoch does not count

@@ -106,3 +106,41 @@ def test_metric_names_and_evaluate_per_split():
     unsplit = numbered(50, "regression")
     with pytest.raises(ReproError, match="has no validation split; use workload.split"):
         wl.evaluate(zero, unsplit, "val")
+
+
+def test_generic_registry():
+    from repro.registry import Registry
+
+    def check(name, item):
+        if item < 0:
+            raise ReproError(f"{name}: negative")
+
+    reg: Registry[int] = Registry("number", check)
+    assert reg.register("one", 1) == 1 and reg.register("one", 1) == 1  # the same item again: harmless
+    reg.register("two", 2)
+    assert reg.names() == ["one", "two"] == list(reg) and len(reg) == 2
+    assert "one" in reg and "three" not in reg and reg.get("two") == 2
+    with pytest.raises(ReproError, match="number 'one' is registered twice with different definitions"):
+        reg.register("one", 11)
+    with pytest.raises(ReproError, match="minus: negative"):
+        reg.register("minus", -1)
+    assert "minus" not in reg
+    with pytest.raises(ReproError, match=r"unknown number 'three'; valid choices: one, two"):
+        reg.get("three")
+    assert Registry("thing").names() == []
+    with pytest.raises(ReproError, match=r"unknown thing 'x'; valid choices: \(none registered\)"):
+        Registry("thing").get("x")
+
+
+def test_model_registry():
+    from repro.models import MODELS, build_model, register_model
+
+    assert {"mlp", "small_cnn", "resnet18_cifar", "wrn28_10_cifar"} <= set(MODELS.names())
+    net = build_model("mlp", sizes=[2, 3, 1])
+    assert net(torch.zeros(4, 2)).shape == (4, 1)
+    with pytest.raises(ReproError, match=r"model 'mlp': bad arguments \{'size': \[2, 1\]\}"):
+        build_model("mlp", size=[2, 1])
+    with pytest.raises(ReproError, match=r"unknown model 'nope'; valid choices: .*mlp"):
+        build_model("nope")
+    with pytest.raises(ReproError, match="registered twice"):
+        register_model("mlp", lambda: None)

@@ -13,11 +13,10 @@ and prints the hardware and the looped/batched time ratios.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 
 import torch
+
+from repro.bench import time_call
 
 from repro.environment import cpu_name
 
@@ -36,21 +35,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda requested but CUDA is not available")
     return torch.device(name)
-
-
-def time_call(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int = 3) -> float:
-    """Median wall time of ``fn()`` in seconds (after warm-up; synchronised on CUDA)."""
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for _ in range(warmup):
-        fn()
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync()  # CUDA kernels are asynchronous: wait before stopping the clock
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

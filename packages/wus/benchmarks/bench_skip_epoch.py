@@ -12,13 +12,12 @@ wall time after warm-up steps, median over repeats; on CUDA, synchronised.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 from torch import nn
 
 from repro import environment
+from repro.bench import time_call
 from repro.models import build_model
 
 from repro_wus.wus import set_weight_updates
@@ -33,22 +32,11 @@ MODELS = {
 }
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def time_epoch(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-               batches: int, device: torch.device) -> float:
-    """Seconds for *batches* forward/backward/step iterations on the fixed batch (x, y)."""
-    _sync(device)
-    t0 = time.perf_counter()
-    for _ in range(batches):
-        opt.zero_grad(set_to_none=True)
-        nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
-    _sync(device)
-    return time.perf_counter() - t0
+def train_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> None:
+    """One forward/backward/step iteration on the fixed batch (x, y)."""
+    opt.zero_grad(set_to_none=True)
+    nn.functional.cross_entropy(model(x), y).backward()
+    opt.step()
 
 
 def bench(name: str, batch_size: int, batches: int, repeats: int, warmup: int, device: torch.device) -> tuple[float, float]:
@@ -61,8 +49,8 @@ def bench(name: str, batch_size: int, batches: int, repeats: int, warmup: int, d
     out = []
     for skipping in (False, True):
         set_weight_updates(model, not skipping)
-        time_epoch(model, opt, x, y, warmup, device)
-        out.append(statistics.median(time_epoch(model, opt, x, y, batches, device) for _ in range(repeats)))
+        step = lambda: train_step(model, opt, x, y)  # noqa: E731
+        out.append(batches * time_call(step, device, repeats=repeats, warmup=warmup, inner=batches))
     set_weight_updates(model, True)
     return out[0], out[1]
 

@@ -35,6 +35,10 @@ MLP_FIXED = {"skip_first": False, "minimal_k": 10}
 CNN_FIXED = {"skip_first": True, "minimal_k": 1}
 
 SMOKE_METHODS = ("exact", "topk70", "topk50", "topk30", "bern50", "bwd50")
+# The smoke CNN's trials cost ~4x the MLP's on a CPU: only the exact baseline and the top-k ends of
+# the sweep run there (the claims read topk30; topk70 shows the trend), so the whole default
+# pipeline stays within its budget on 2 cores. Paper scale runs the full sweep.
+SMOKE_CNN_METHODS = ("exact", "topk70", "topk30")
 
 
 def _exp(name: str, workload: str, sgd: dict[str, Any], fixed: dict[str, Any], names: tuple[str, ...],
@@ -62,7 +66,7 @@ PAPER = Paper(
         "smoke": {
             "mnist_mlp": _exp("mnist_mlp", "mnist_mlp", SMOKE_SGD, MLP_FIXED, SMOKE_METHODS,
                               "MNIST 784-256-10 MLP, 5 epochs on a 30k training subset, every layer sampled."),
-            "mnist_cnn": _exp("mnist_cnn", "mnist_cnn", SMOKE_CNN, CNN_FIXED, SMOKE_METHODS,
+            "mnist_cnn": _exp("mnist_cnn", "mnist_cnn", SMOKE_CNN, CNN_FIXED, SMOKE_CNN_METHODS,
                               "MNIST small CNN (32/64 channels), Adam, 3 epochs on a 6k subset, first conv exact."),
         },
         "paper": {

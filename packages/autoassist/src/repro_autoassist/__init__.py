@@ -8,7 +8,8 @@ loss_is, autoassist) on the core's gradient descent, ``paper`` the declaration f
 
 from repro_autoassist.assistant import Assistant, acceptance_prob, assistant_sgd, keep_score
 from repro_autoassist.configuration_autoassist import AutoAssistConfig
-from repro_autoassist.shrinking import AsyncExchange, InstanceShrinking, SyncExchange
+from repro_autoassist.methods import InstanceShrinking
+from repro_autoassist.shrinking import AsyncExchange, SyncExchange
 
 __all__ = ["Assistant", "AsyncExchange", "AutoAssistConfig", "InstanceShrinking", "SyncExchange",
            "acceptance_prob", "assistant_sgd", "keep_score"]

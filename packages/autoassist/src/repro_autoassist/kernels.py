@@ -19,7 +19,7 @@ the host anyway to slice the batch); the kernel is benchmarked on GPU (benchmark
 
 Both paths decide per candidate batch only; how accepted instances become optimizer steps
 (``AutoAssistConfig.batching``: "fill" buffers them into batches of exactly B, "thin" steps on
-each thinned candidate batch) is applied downstream, in ``shrinking.InstanceShrinking``, to the
+each thinned candidate batch) is applied downstream, in ``methods.InstanceShrinking``, to the
 accepted indices in the order both paths return them (increasing), so it is the same for either.
 ``coin < b + (1 − b)·p`` makes the same decision as the reference sampler's two-stage test
 (``coin < b``, else ``(coin − b)/(1 − b) < p``) up to rounding at the boundary; the tests check

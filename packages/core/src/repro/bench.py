@@ -27,7 +27,9 @@ from typing import Any
 
 import torch
 
+from repro.environment import cpu_name
 from repro.errors import ReproError
+from repro.papers import get_paper
 
 Thunk = Callable[[], Any]
 
@@ -49,6 +51,27 @@ class KernelBenchmark:
     make: Callable[[int, int, int, float, torch.device, bool], tuple[Thunk, Thunk]]
     description: str = ""
     gemm: bool = True
+
+
+def time_call(fn: Thunk, device: torch.device, repeats: int = 5, warmup: int = 3, inner: int = 1) -> float:
+    """Median wall time (seconds) of *inner* calls of ``fn()``, divided by *inner*, after *warmup*
+    calls; CUDA is synchronised before and after each timing. The one timer the packages'
+    benchmark scripts share (kernel tables use ``do_bench`` / the minimum, below)."""
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        sync()
+        times.append((time.perf_counter() - t0) / inner)
+    return statistics.median(times)
 
 
 def _time_cpu(fn: Thunk, repeats: int = 15, warmup: int = 3) -> float:
@@ -87,7 +110,6 @@ def _time_cuda(fn: Thunk, repeats: int = 20, warmup: int = 5) -> float:
 def device_label(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    from repro.environment import cpu_name
 
     return f"CPU {cpu_name()} ({torch.get_num_threads()} threads)"
 
@@ -181,7 +203,6 @@ def bench_paper(slug: str, out: Path | None = None, device: str | None = None,
                 shapes: Sequence[tuple[int, int, int]] | None = None,
                 ratios: Sequence[float] = RATIOS) -> tuple[dict[str, Any], Path, Path]:
     """Run a registered paper's kernel benchmarks and write the tables."""
-    from repro.papers import get_paper
 
     paper = get_paper(slug)
     if paper.kernel_benchmarks is None:

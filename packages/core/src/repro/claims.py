@@ -361,7 +361,9 @@ def judge(claim: Claim, measurements: Mapping[str, Mapping[str, Mapping[int, flo
               f"mean {ci.mean:.4g} over {ci.n} seeds (a seed missed the target) vs expected {claim.expectation()}")
     reason += extra
     needed = None
-    if verdict == "inconclusive":
+    if verdict == "inconclusive" and math.isnan(ci.mean):
+        reason += "; the mean is undefined (the method and the baseline missed the target on different seeds)"
+    elif verdict == "inconclusive":
         needed = seeds_to_decide(claim, ci)
         reason += (f"; the CI is too wide to decide: about {needed} seeds would decide it at this mean and spread"
                    if needed else "; more seeds would not decide it (the mean sits on the bound)")

@@ -18,6 +18,7 @@ import yaml
 
 from repro import paths
 from repro.errors import ReproError, unknown
+from repro.papers import paper_slugs  # entry points only: imports no paper
 from repro.scales import SCALES
 
 SCHEMA_RELPATH = Path("workflow") / "schemas" / "config.schema.yaml"
@@ -75,8 +76,6 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
     errors = sorted(jsonschema.Draft202012Validator(sch).iter_errors(config), key=str)
     if errors:
         raise ReproError("; ".join(_format_error(e) for e in errors))
-    from repro.papers import paper_slugs  # entry points only: imports no paper
-
     known = paper_slugs()
     for slug in config["papers"]:
         if slug not in known:

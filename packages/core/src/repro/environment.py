@@ -11,6 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 import torch
 
 from repro import paths
+from repro.papers import papers
 
 PACKAGES = ("torch", "torchvision", "numpy", "mlflow", "snakemake", "dvc", "triton")
 
@@ -55,8 +56,6 @@ def package_versions() -> dict[str, str]:
             found[name] = version(name)
         except PackageNotFoundError:
             continue
-    from repro.papers import papers
-
     for ep in papers().values():
         dist = ep.entry_point.dist
         if dist is not None:

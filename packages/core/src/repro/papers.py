@@ -9,12 +9,10 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
-from typing import TYPE_CHECKING
 
 from repro.errors import ReproError, unknown
+from repro.paper import Paper
 
-if TYPE_CHECKING:  # only for annotations: repro.paper sits above this module
-    from repro.paper import Paper
 
 GROUP = "repro.papers"
 
@@ -24,18 +22,16 @@ class PaperEntry:
     slug: str
     entry_point: EntryPoint
 
-    def load(self) -> "Paper":
+    def load(self) -> Paper:
         return _load(self.entry_point)
 
 
 # Papers a test (or a host program) adds without installing a distribution: slug -> Paper.
-_EXTRA: dict[str, "Paper"] = {}
+_EXTRA: dict[str, Paper] = {}
 
 
 @functools.cache
-def _load(ep: EntryPoint) -> "Paper":
-    from repro.paper import Paper  # the type check needs the class, not the module at import
-
+def _load(ep: EntryPoint) -> Paper:
     paper = ep.load()
     if not isinstance(paper, Paper):
         raise ReproError(f"entry point {ep.name} = {ep.value} is not a repro.paper.Paper")
@@ -59,7 +55,7 @@ def papers() -> dict[str, PaperEntry]:
     return dict(_entry_points())
 
 
-def get_paper(slug: str) -> "Paper":
+def get_paper(slug: str) -> Paper:
     if slug in _EXTRA:
         return _EXTRA[slug]
     known = _entry_points()
@@ -68,7 +64,7 @@ def get_paper(slug: str) -> "Paper":
     return known[slug].load()
 
 
-def add_paper(paper: "Paper") -> None:
+def add_paper(paper: Paper) -> None:
     """Make *paper* findable by slug without an installed entry point (tests, notebooks)."""
     _EXTRA[paper.slug] = paper
 

@@ -119,19 +119,18 @@ def metrics_file(paper: str, scale: str) -> str:
 
 
 def source_dirs(paper: str) -> list[Path]:
-    """The source trees a trial of *paper* runs: the core's and the paper package's."""
-    core = Path(repro.__file__).resolve().parent.parent  # .../packages/core/src
-    return [core, get_paper(paper).package_dir.resolve() / "src"]
+    """The source trees a trial of *paper* runs: the core's and the paper package's — the
+    project's own ``packages/<name>/src`` in a checkout, else wherever they are installed."""
+    installed = [Path(repro.__file__).resolve().parent.parent,  # .../packages/core/src
+                 get_paper(paper).package_dir.resolve() / "src"]
+    root = paths.project_root()
+    return [root / "packages" / d.parent.name / "src" if (root / "packages" / d.parent.name / "src").is_dir()
+            else d for d in installed]
 
 
 def source_deps(paper: str) -> list[str]:
-    """The same source trees as DVC dependencies, relative to the project root (a checkout)."""
-    root = paths.project_root()
-    out = []
-    for d in source_dirs(paper):
-        local = root / "packages" / d.parent.name / "src"
-        out.append(_r(local if local.is_dir() else d))
-    return out
+    """The same source trees as DVC dependencies, relative to the project root."""
+    return [_r(d) for d in source_dirs(paper)]
 
 
 @functools.cache

@@ -21,6 +21,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from repro import config as cfg
 from repro import paths
 from repro.errors import ReproError
 from repro.evaluate import load_trials, trial_value
@@ -62,8 +63,6 @@ def _method_summary(trials: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def save_reference(config: dict[str, Any]) -> list[Path]:
     """Write ``packages/<paper>/results/<scale>.json`` for every configured paper from the last run."""
-    from repro import config as cfg
-
     scale, seeds = config["scale"], cfg.seeds(config)
     written = []
     for paper in config["papers"]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import markdown
 
-from repro import environment, paths
+from repro import environment, paths, tracking
 from repro.errors import ReproError
 from repro.evaluate import load_trials
 from repro.papers import get_paper
@@ -86,8 +86,6 @@ def _method_table(trials: list[dict[str, Any]], quality: str, extra: tuple[str, 
 
 def build_report(paper_slug: str, scale: str, seeds: list[int], config: dict[str, Any]) -> Path:
     """Write ``reports/<paper>/{index.md,index.html,summary.json,figures/*.png}``."""
-    from repro.tracking import tracking_uri  # imports MLflow's config helpers only here
-
     paper = get_paper(paper_slug)
     claims_file = paths.claims_path(paper_slug, scale)
     if not claims_file.is_file():
@@ -171,21 +169,21 @@ def build_report(paper_slug: str, scale: str, seeds: list[int], config: dict[str
                *[[f"data `{name}` sha256", f"`{sha}`"] for name, sha in checksums],
            ]), ""]
     md += ["## MLflow runs", "",
-           f"Tracking store: `{_public_uri(tracking_uri(config))}` · experiment `{paper_slug}` · browse with "
+           f"Tracking store: `{_public_uri(tracking.tracking_uri(config))}` · experiment `{paper_slug}` · browse with "
            "`uv run mlflow ui --backend-store-uri sqlite:///mlflow.db` (binds 127.0.0.1).", "",
            _table(["experiment", "method", "seed", "run id"],
                   [[t["experiment"], t["method"], str(t["seed"]), f"`{t['mlflow_run_id']}`"]
                    for t in sorted(trials, key=lambda t: (t["experiment"], t["method"], t["seed"]))]), ""]
 
-    from repro import tracking
-
-    parent = tracking.log_reproduction(
+    parent, exp_id = tracking.log_reproduction(
         paper_slug, scale, claims, [t["mlflow_run_id"] for t in trials],
         {**environment.git_state(), **tracking.source_tags(environment.git_state()["git_commit"],
                                                             f"repro report {paper_slug}")},
         config, artifact=claims_file)
     md.insert(md.index("## MLflow runs") + 2,
-              f"Reproduction (parent) run: `{parent}` — every trial run below is filed under it.\n")
+              f"Reproduction (parent) run: `{parent}` — every trial run below is filed under it. In the UI "
+              f"(`uv run mlflow ui --backend-store-uri ...`, http://127.0.0.1:5000): "
+              f"`{tracking.ui_path(exp_id, parent)}`.\n")
     text = "\n".join(md)
     write_text(text, out_dir / "index.md")
     write_text(to_html(text, paper.title, out_dir), out_dir / "index.html")
@@ -246,8 +244,8 @@ def build_index(papers: list[str], scale: str) -> Path:
         "# Reproduction reports", "",
         "Does each paper's headline claim hold, measured fairly against a strong baseline on this hardware?", "",
         _table(["paper", "slug", "scale", "verdicts", "by construction (not counted)"], rows), "",
-        f"Hardware: {hw['cpu']} ({hw['cpu_count']} cores)" + (f"; {hw['gpu']}" if "gpu" in hw else ""),
-        f" · commit `{environment.git_state()['git_commit'][:12]}`", "",
+        f"Hardware: {hw['cpu']} ({hw['cpu_count']} cores)" + (f"; {hw['gpu']}" if "gpu" in hw else "")
+        + f" · commit `{environment.git_state()['git_commit'][:12]}`", "",
     ])
     out = paths.reports_dir()
     write_text(text.replace("/index.html)", "/index.md)"), out / "index.md")

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from repro import catalog, environment, paths
+from repro import catalog, environment, paths, tracking
 from repro.checkpoint import Checkpointer
 from repro.datasets import TensorData, load_prepared
 from repro.errors import ReproError
@@ -106,6 +106,12 @@ class RunContext:
         self.history.append(row)
         return row
 
+    def target_row(self) -> dict[str, float] | None:
+        """The first recorded evaluation whose validation quality reaches the workload's target
+        (None: not reached). Every to-target quantity is read off this row."""
+        wl = self.workload
+        return next((r for r in self.history if wl.target_metric in r and wl.reached(r[wl.target_metric])), None)
+
     # Methods put these into their checkpoints so a resumed run continues the same records.
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -153,9 +159,8 @@ def summarise(ctx: RunContext) -> dict[str, float]:
     """
     if not ctx.history:
         raise ReproError(f"method {ctx.method!r} recorded no evaluation; nothing to summarise")
-    wl = ctx.workload
     final = ctx.history[-1]
-    hit = next((r for r in ctx.history if wl.reached(r[wl.target_metric])), None)
+    hit = ctx.target_row()
     summary = {k: v for k, v in final.items() if k.startswith(("test_", "val_"))}
     summary.update(
         train_time_s=ctx.clock.elapsed,
@@ -199,8 +204,6 @@ def build_context(paper_slug: str, experiment: str, method: str, seed: int, scal
 def run_trial(paper_slug: str, experiment: str, method: str, seed: int, scale: str,
               config: dict[str, Any], out: Path | None = None, progress: bool = True) -> Path:
     """Run one trial under MLflow tracking and write its results JSON (last, atomically)."""
-    from repro import tracking  # MLflow is imported only by a trial that logs
-
     out = out or paths.trial_path(paper_slug, scale, experiment, method, seed)
     out.unlink(missing_ok=True)  # never leave a previous result beside a new attempt
     ctx, hparams = build_context(paper_slug, experiment, method, seed, scale, progress)

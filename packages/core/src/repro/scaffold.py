@@ -18,6 +18,7 @@ from pathlib import Path
 
 from repro import paths
 from repro.errors import ReproError
+from repro.papers import paper_slugs
 
 SLUG = re.compile(r"^[a-z][a-z0-9_]{1,30}$")
 
@@ -75,7 +76,7 @@ uv run snakemake --cores all --config papers='["{slug}"]'
 <!-- repro:claims paper={slug} scale=smoke -->
 <!-- /repro:claims -->
 
-## What has not been checked against the paper
+## What has not been verified
 
 TODO.
 ''',
@@ -214,8 +215,6 @@ def _register(root: Path, slug: str) -> None:
 def new_paper(slug: str, title: str = "", lock: bool = True) -> list[Path]:
     if not SLUG.match(slug):
         raise ReproError(f"paper slug {slug!r} must be lower-case letters, digits and _ (2-31 chars, a letter first)")
-    from repro.papers import paper_slugs
-
     if slug in paper_slugs():
         raise ReproError(f"a paper with slug {slug!r} is already installed")
     root = paths.project_root()

@@ -7,7 +7,9 @@ model-training view, not the GenAI one); every run carries the system tags
 column) and logs its dataset as an MLflow dataset input (name, sha256 digest, source: the
 Dataset column). The report step adds one parent run per reproduction (paper × scale) with the
 verdicts, and files every trial run under it (``mlflow.parentRunId``): one click shows a whole
-reproduction.
+reproduction. MLflow 3.17's UI chooses between its GenAI and model-training views from the
+``workflowType`` URL parameter, so the links the reports print carry ``workflowType=machine_learning``
+(:func:`ui_path`).
 
 Default store: SQLite ``mlflow.db`` at the project root with artifacts in ``mlartifacts/``;
 ``$MLFLOW_TRACKING_URI`` (or ``mlflow.tracking_uri`` in params.yaml) overrides it.
@@ -195,9 +197,11 @@ def log_dataset(client: Any, run_id: str, name: str, digest: str, source: str, c
 
 
 def log_reproduction(paper: str, scale: str, claims: dict[str, Any], trial_run_ids: list[str],
-                     tags: dict[str, str], config: dict[str, Any] | None = None, artifact: Path | None = None) -> str:
+                     tags: dict[str, str], config: dict[str, Any] | None = None,
+                     artifact: Path | None = None) -> tuple[str, str]:
     """One parent run for a paper's reproduction at *scale*: the verdict counts as metrics, each
-    claim's verdict as a tag, ``claims.json`` as an artifact; every trial run is filed under it."""
+    claim's verdict as a tag, ``claims.json`` as an artifact; every trial run is filed under it.
+    Returns (parent run id, experiment id)."""
     from mlflow.entities import Metric, RunTag
     from mlflow.tracking import MlflowClient
 
@@ -217,4 +221,12 @@ def log_reproduction(paper: str, scale: str, claims: dict[str, Any], trial_run_i
     for rid in trial_run_ids:
         client.set_tag(rid, "mlflow.parentRunId", run.info.run_id)
     client.set_terminated(run.info.run_id, "FINISHED")
-    return run.info.run_id
+    return run.info.run_id, exp_id
+
+
+def ui_path(experiment_id: str, run_id: str | None = None) -> str:
+    """The MLflow UI route of an experiment (or run) in the model-training view: MLflow 3.17's UI
+    picks its GenAI or model-training view from the ``workflowType`` URL parameter (else from the
+    browser's last choice), so every link the project prints carries it."""
+    route = f"#/experiments/{experiment_id}" + (f"/runs/{run_id}" if run_id else "")
+    return route + "?workflowType=machine_learning"

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from repro import paths
 from repro.checksums import verify
 from repro.datasets.registry import DatasetSpec, register_dataset
 from repro.errors import ReproError
@@ -40,8 +41,6 @@ def resolve_mirror(configured: str | Path | None = None) -> Path | None:
             raise ReproError(f"{MIRROR_ENV}={value} is not a directory")
         return path
     if configured:
-        from repro import paths
-
         path = (paths.project_root() / configured).expanduser().resolve()
         if path.is_dir():
             return path
