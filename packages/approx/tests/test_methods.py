@@ -80,7 +80,7 @@ def test_context_has_the_workloads_validation_split(fake_mnist, tmp_path):
     assert len(ctx.data.x_test) == len(fake_mnist.x_test)  # the test split is untouched
 
 
-@pytest.mark.parametrize(("exp", "method"), [("mnist_mlp", "topk30"), ("mnist_mlp", "bern50"), ("mnist_cnn", "bwd50")])
+@pytest.mark.parametrize(("exp", "method"), [("mnist_mlp", "topk30"), ("mnist_mlp", "bern50"), ("mnist_mlp", "bwd50"), ("mnist_cnn", "topk30")])
 def test_tiny_run_and_resume(tmp_path, fake_mnist, exp, method):
     straight = _fit(fake_mnist, exp, method, tmp_path / "a.pt", {})
     s = summarise(straight)
