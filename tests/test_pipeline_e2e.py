@@ -40,6 +40,15 @@ def _mlflow_runs(project: Path, experiment: str):
     return [r for r in runs if r.data.tags.get("reproduction") != "true"], parents
 
 
+def _planned(project: Path) -> dict[str, int]:
+    """Rule -> number of jobs Snakemake's dry run would execute (empty: nothing to do)."""
+    out = run(["snakemake", "--dry-run", "--cores", "1"], project).stdout
+    if "Nothing to be done" in out:
+        return {}
+    table = out.split("Job stats:", 1)[1].split("\n\n", 1)[0]
+    return {m[0]: int(m[1]) for m in re.findall(r"^(\w+)\s+(\d+)$", table, re.M) if m[0] != "total"}
+
+
 @pytest.mark.slow
 def test_snakemake_then_dvc_reproduce_and_track(project_copy: Path):
     project = project_copy
@@ -87,6 +96,24 @@ def test_snakemake_then_dvc_reproduce_and_track(project_copy: Path):
     # --- DVC: adopt Snakemake's outputs, then change one dataset's generator parameter ---------
     run(["dvc", "commit", "--force", "--quiet"], project)
     assert "up to date" in run(["dvc", "status"], project).stdout
+
+    # --- Re-runs follow code: a content hash of the core's and the paper's source ----------------
+    assert _planned(project) == {}, "a finished run must leave nothing to do"
+    trainer = project / "packages/core/src/repro/trainer.py"
+    original = trainer.read_text()
+    trainer.write_text(original + "\n# an edit of the core\n")
+    planned = _planned(project)
+    assert planned.get("train") == 2 * 4 * SEEDS and "prepare_data" not in planned, planned
+    assert set(planned) <= {"train", "evaluate", "report", "index", "all"}, planned
+    dvc_changed = set(re.findall(r"^(\S+):\s*$", run(["dvc", "status"], project).stdout, re.M))
+    assert {s for s in dvc_changed if s.startswith("train_")} == {
+        f"train_enkf_smoke_{e}_{m}_seed{s}" for e in ("sine", "mexican_hat")
+        for m in ("esmda", "enkf", "gd_equal_budget", "gd_converged") for s in range(SEEDS)}, dvc_changed
+    assert not any(s.startswith("prepare_") for s in dvc_changed), dvc_changed
+    trainer.write_text(original)  # same content again (a newer mtime): nothing to re-run
+    assert _planned(project) == {}
+    assert "up to date" in run(["dvc", "status"], project).stdout
+
     untouched = {p: p.read_bytes() for p in (project / "results/enkf/smoke/mexican_hat").rglob("*.json")}
     sine_before = (project / "results/enkf/smoke/sine/esmda/seed0.json").read_bytes()
 
