@@ -13,7 +13,8 @@ rule train:
         "logs/train/{paper}/{scale}/{experiment}/{method}/seed{seed}.log",
     wildcard_constraints:
         seed=r"\d+",
-    threads: config["threads_per_trial"]
+    # timed experiments run alone (every core reserved), so co-running jobs do not skew their times
+    threads: lambda wc: pipeline.trial_cores(wc.paper, wc.scale, wc.experiment, config, workflow.cores)
     resources:
         gpu=lambda wc: 1 if wc.scale == "paper" else 0,
     shell:

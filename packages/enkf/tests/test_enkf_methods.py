@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from repro import hparams as H
-from repro import trainer as T
-from repro.catalog import get_dataset, get_workload
+from repro.catalog import get_workload
 from repro.errors import ReproError
+from repro.testing import spy_trial, temp_project
 from repro.trainer import GradientConfig, PlateauStop, split_gradient_hparams
 
 from repro_enkf import methods
@@ -132,66 +131,20 @@ def test_plateau_stop_monitors_the_validation_rmse():
 
 # --- trials ---------------------------------------------------------------------------------------
 
-class _Reads(dict):
-    """An evaluation row that records which metrics are read from it."""
-
-    log: list[str] = []
-
-    def __getitem__(self, key):
-        self.log.append(key)
-        return super().__getitem__(key)
-
-    def get(self, key, default=None):
-        self.log.append(key)
-        return super().get(key, default)
-
-
 @pytest.fixture
 def sine_project(tmp_path, monkeypatch):
     """A temp project (the real params.yaml and schema) with the sine dataset prepared."""
-    from repro import config
-    from repro.datasets import prepare
-
-    shutil.copyfile(ROOT / "params.yaml", tmp_path / "params.yaml")
-    schema = tmp_path / "workflow" / "schemas" / "config.schema.yaml"
-    schema.parent.mkdir(parents=True)
-    shutil.copyfile(ROOT / "workflow" / "schemas" / "config.schema.yaml", schema)
-    for var in ("REPRO_DATA_MIRROR", "MLFLOW_TRACKING_URI"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("REPRO_ROOT", str(tmp_path))
-    monkeypatch.setenv("REPRO_DEVICE", "cpu")
-    monkeypatch.chdir(tmp_path)
-    prepare(get_dataset("sine"), config.dataset_params(config.load(), "sine"))
-    return tmp_path
+    return temp_project(tmp_path, ROOT, monkeypatch, ("sine",))
 
 
 def _trial(method: str, monkeypatch, overrides: dict, shift_val: float = 0.0) -> SimpleNamespace:
     """One smoke trial on sine, spying on the Trainer and every evaluation; *shift_val* moves the
     validation targets (a validation RMSE that cannot improve)."""
-    from repro.run import build_context
+    def shift(ctx):
+        if shift_val:
+            ctx.data = dataclasses.replace(ctx.data, y_val=ctx.data.y_val + shift_val)
 
-    ctx, hparams = build_context("enkf", "sine", method, seed=0, scale="smoke")
-    if shift_val:
-        ctx.data = dataclasses.replace(ctx.data, y_val=ctx.data.y_val + shift_val)
-    spy = SimpleNamespace(trainers=[], decisions=[], reads=[])
-    evaluate = ctx.evaluate
-
-    def spying_evaluate(predict, epoch, step, decision=False, **values):
-        spy.decisions.append(decision)
-        return _Reads(evaluate(predict, epoch, step, decision=decision, **values))
-
-    ctx.evaluate = spying_evaluate
-    fit = T.Trainer.fit
-
-    def spying_fit(self):
-        spy.trainers.append(self)
-        return fit(self)
-
-    monkeypatch.setattr(T.Trainer, "fit", spying_fit)
-    _Reads.log = spy.reads
-    PAPER.method(method).fit(ctx, {**hparams, **overrides})
-    spy.ctx = ctx
-    return spy
+    return spy_trial("enkf", "sine", method, monkeypatch, overrides, prepare_ctx=shift)
 
 
 def _replay_stop(history: list[dict], patience: int, min_delta: float, metric: str) -> int:

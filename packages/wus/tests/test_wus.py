@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,9 +13,9 @@ import torch
 from torch import nn
 
 from repro import hparams as H
-from repro import trainer as T
-from repro.catalog import get_dataset, get_workload
+from repro.catalog import get_workload
 from repro.errors import ReproError
+from repro.testing import spy_trial, temp_project
 from repro.models import build_model
 from repro.paper import Experiment
 from repro.trainer import GD_KEYS, GradientConfig, LRSchedule, scheduled_lr, split_gradient_hparams
@@ -259,63 +258,15 @@ def test_the_trigger_ignores_test_metrics():
     assert hook.trigger.windows == 1
 
 
-class _Reads(dict):
-    """An evaluation row that records which metrics are read from it."""
-
-    log: list[str] = []
-
-    def __getitem__(self, key):
-        self.log.append(key)
-        return super().__getitem__(key)
-
-    def get(self, key, default=None):
-        self.log.append(key)
-        return super().get(key, default)
-
-
 @pytest.fixture
 def digits_project(tmp_path, monkeypatch):
     """A temp project (the real params.yaml and schema) with the digits dataset prepared."""
-    from repro import config
-    from repro.datasets import prepare
-
-    shutil.copyfile(ROOT / "params.yaml", tmp_path / "params.yaml")
-    schema = tmp_path / "workflow" / "schemas" / "config.schema.yaml"
-    schema.parent.mkdir(parents=True)
-    shutil.copyfile(ROOT / "workflow" / "schemas" / "config.schema.yaml", schema)
-    for var in ("REPRO_DATA_MIRROR", "MLFLOW_TRACKING_URI"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("REPRO_ROOT", str(tmp_path))
-    monkeypatch.setenv("REPRO_DEVICE", "cpu")
-    monkeypatch.chdir(tmp_path)
-    prepare(get_dataset("digits"), config.dataset_params(config.load(), "digits"))
-    return tmp_path
+    return temp_project(tmp_path, ROOT, monkeypatch, ("digits",))
 
 
 def _tiny_trial(method: str, monkeypatch) -> SimpleNamespace:
     """One tiny smoke trial of *method*, spying on the Trainer and on every evaluation."""
-    from repro.run import build_context, summarise
-
-    ctx, hparams = build_context("wus", "digits_cnn", method, seed=0, scale="smoke")
-    spy = SimpleNamespace(trainers=[], decisions=[], reads=[])
-    evaluate = ctx.evaluate
-
-    def spying_evaluate(predict, epoch, step, decision=False, **values):
-        spy.decisions.append(decision)
-        return _Reads(evaluate(predict, epoch, step, decision=decision, **values))
-
-    ctx.evaluate = spying_evaluate
-    fit = T.Trainer.fit
-
-    def spying_fit(self):
-        spy.trainers.append(self)
-        return fit(self)
-
-    monkeypatch.setattr(T.Trainer, "fit", spying_fit)
-    _Reads.log = spy.reads
-    METHODS[method].fit(ctx, {**hparams, **PAPER.tiny_hparams[method]})
-    spy.ctx, spy.summary = ctx, summarise(ctx)
-    return spy
+    return spy_trial("wus", "digits_cnn", method, monkeypatch, PAPER.tiny_hparams[method])
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))

@@ -192,6 +192,15 @@ def cmd_pipeline_stages(args: argparse.Namespace) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
+    if args.paper == "trainer":
+        from repro.bench_trainer import bench_trainer
+
+        config = _config(args)
+        doc, js, md = bench_trainer(args.device, steps=args.steps, repeats=args.repeats,
+                                    out=Path(args.out) if args.out else None, mirror=config.get("data_mirror"))
+        print(md.read_text(), end="")
+        print(f"wrote {js} and {md}")
+        return
     from repro.bench import RATIOS, bench_paper, parse_shapes
 
     try:
@@ -303,8 +312,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("bench", help="time a paper's registered kernels against the dense product "
-                                     "(CUDA; on CPU the reference paths at small shapes)")
-    p.add_argument("paper")
+                                     "(CUDA; on CPU the reference paths at small shapes); `repro bench trainer`: "
+                                     "the core Trainer against a bare PyTorch loop")
+    p.add_argument("paper", help="a paper slug, or `trainer`")
+    p.add_argument("--steps", type=int, default=200, help="trainer: optimizer steps per timing (default 200)")
+    p.add_argument("--repeats", type=int, default=5, help="trainer: alternating timing pairs (default 5)")
     p.add_argument("--out", help="output prefix, writes <out>.json and <out>.md "
                                  "(default: packages/<paper>/benchmarks/results/<paper>-<device>)")
     p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")

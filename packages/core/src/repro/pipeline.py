@@ -147,6 +147,23 @@ def code_digest(paper: str) -> str:
     return hashlib.sha256("".join(_tree_digest(d) for d in source_dirs(paper)).encode()).hexdigest()[:16]
 
 
+def timed_experiments(paper: str, scale: str) -> set[str]:
+    """Experiments whose trials a claim at *scale* times (a ``*time*`` metric): on a shared CPU a
+    trial's time depends on what runs beside it (two jobs on two hyperthreads slow each other by
+    up to ~40%, measured), so these trials run alone — the scheduler gives each every core —
+    and method and baseline are timed under the same conditions."""
+    return {e for c in get_paper(paper).claims_at(scale) if not c.not_run and "time" in c.metric
+            for e in c.experiment_names}
+
+
+def trial_cores(paper: str, scale: str, experiment: str, config: dict[str, Any], all_cores: int) -> int:
+    """Cores the scheduler reserves for one trial: every core for a timed experiment at the smoke
+    scale (CPU), else ``threads_per_trial``. Torch still uses ``threads_per_trial`` threads."""
+    if scale == "smoke" and experiment in timed_experiments(paper, scale):
+        return max(all_cores, config["threads_per_trial"])
+    return config["threads_per_trial"]
+
+
 def trial_signature(paper: str, scale: str, experiment: str, method: str) -> str:
     """What a trial depends on beyond its data: Snakemake re-runs it when this changes."""
     p = get_paper(paper)
