@@ -63,3 +63,10 @@ def reports_dir(paper: str | None = None) -> Path:
 
 def checkpoint_dir() -> Path:
     return project_root() / ".checkpoints"
+
+
+def checkout_dir(installed: Path) -> Path:
+    """A workspace package's folder in this project (``packages/<name>``) if the project has it,
+    else *installed* (where the package was installed from)."""
+    local = project_root() / "packages" / installed.name
+    return local if local.is_dir() else installed

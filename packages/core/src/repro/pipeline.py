@@ -121,11 +121,8 @@ def metrics_file(paper: str, scale: str) -> str:
 def source_dirs(paper: str) -> list[Path]:
     """The source trees a trial of *paper* runs: the core's and the paper package's — the
     project's own ``packages/<name>/src`` in a checkout, else wherever they are installed."""
-    installed = [Path(repro.__file__).resolve().parent.parent,  # .../packages/core/src
-                 get_paper(paper).package_dir.resolve() / "src"]
-    root = paths.project_root()
-    return [root / "packages" / d.parent.name / "src" if (root / "packages" / d.parent.name / "src").is_dir()
-            else d for d in installed]
+    core = Path(repro.__file__).resolve().parent.parent.parent  # .../packages/core
+    return [paths.checkout_dir(d) / "src" for d in (core, get_paper(paper).package_dir.resolve())]
 
 
 def source_deps(paper: str) -> list[str]:

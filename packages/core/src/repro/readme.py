@@ -36,8 +36,14 @@ MARKS = {"reproduced": "✔ reproduced", "not reproduced": "✘ not reproduced",
 SUMMARY_ORDER = ("reproduced", "not reproduced", "inconclusive", "by construction", "not run")
 
 
+def package_dir(paper: str) -> Path:
+    """The paper package's folder: the project's own ``packages/<name>`` in a checkout (where
+    the READMEs live), else wherever the package is installed."""
+    return paths.checkout_dir(get_paper(paper).package_dir)
+
+
 def reference_path(paper: str, scale: str) -> Path:
-    return get_paper(paper).package_dir / "results" / f"{scale}.json"
+    return package_dir(paper) / "results" / f"{scale}.json"
 
 
 def _method_summary(trials: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -146,6 +152,12 @@ def methods_table(paper: str, scale: str) -> str:
     return "\n".join(lines) + "\n\nMeans with 95% CIs over seeds; time to target on the validation split.\n"
 
 
+def _cite(authors: str) -> str:
+    """"Zhang et al." / "Safayenikoo & Akturk" from a comma-separated author list."""
+    surnames = [a.split()[-1] for a in authors.split(",") if a.strip()]
+    return " & ".join(surnames) if len(surnames) <= 2 else f"{surnames[0]} et al."
+
+
 def summary_table(scale: str) -> str:
     lines = ["| paper | package | verdicts (" + scale + " scale, committed reference run) |", "|---|---|---|"]
     for slug in paper_slugs():
@@ -153,7 +165,7 @@ def summary_table(scale: str) -> str:
             continue
         doc, paper = _load(slug, scale), get_paper(slug)
         counts = " · ".join(f"{MARKS[v]}: {doc['summary'][v]}" for v in SUMMARY_ORDER if doc["summary"].get(v))
-        lines.append(f"| {paper.authors.split(',')[0].split()[-1]} et al., *{paper.title}* ({paper.reference}) | "
+        lines.append(f"| {_cite(paper.authors)}, *{paper.title}* ({paper.reference}) | "
                      f"[`packages/{slug}`](packages/{slug}/README.md) | {counts} |")
     return "\n".join(lines) + "\n"
 
