@@ -22,16 +22,8 @@ from repro.errors import ReproError
 def _config(args: argparse.Namespace) -> dict[str, Any]:
     """params.yaml with the command's options applied, validated."""
     from repro import config as cfg
-    from repro import paths
 
-    try:
-        base = yaml.safe_load((paths.project_root() / paths.PARAMS_FILE).read_text()) or {}
-    except FileNotFoundError:
-        raise ReproError(f"config file {paths.project_root() / paths.PARAMS_FILE} not found") from None
-    except yaml.YAMLError as exc:
-        raise ReproError(f"config file {paths.PARAMS_FILE} is not valid YAML: {exc}") from None
-    if not isinstance(base, dict):
-        raise ReproError(f"config file {paths.PARAMS_FILE}: expected a mapping at the top level")
+    base = cfg.read()
     if getattr(args, "scale", None):
         base["scale"] = args.scale
     if getattr(args, "papers", None):

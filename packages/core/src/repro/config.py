@@ -93,6 +93,13 @@ def _fill_defaults(config: dict[str, Any], schema: dict[str, Any]) -> None:
 
 def load(path: Path | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Load params.yaml (or *path*), apply *overrides* (top-level keys) and validate."""
+    config = read(path)
+    config.update(overrides or {})
+    return validate(config)
+
+
+def read(path: Path | None = None) -> dict[str, Any]:
+    """params.yaml (or *path*) as written, unvalidated; a missing or malformed file is a ReproError."""
     path = path or paths.project_root() / paths.PARAMS_FILE
     try:
         config = yaml.safe_load(path.read_text()) or {}
@@ -102,8 +109,7 @@ def load(path: Path | None = None, overrides: dict[str, Any] | None = None) -> d
         raise ReproError(f"config file {path} is not valid YAML: {exc}") from None
     if not isinstance(config, dict):
         raise ReproError(f"config file {path}: expected a mapping at the top level")
-    config.update(overrides or {})
-    return validate(config)
+    return config
 
 
 def seeds(config: dict[str, Any]) -> list[int]:
