@@ -72,14 +72,6 @@ def test_methods_use_the_package_validate_and_document_every_field():
     assert PAPER.methods is methods.METHODS
 
 
-def test_every_experiment_validates():
-    for scale in ("smoke", "paper"):
-        for exp in PAPER.experiments_at(scale).values():
-            get_workload(exp.workload)
-            for m in exp.methods:
-                PAPER.method(m).validate(PAPER.trial_hparams(scale, exp.name, m))
-
-
 # --- the gradient-descent baselines -----------------------------------------------------------------
 
 @pytest.mark.parametrize(("hparams", "key"), [({"plateau_patiense": 3}, "plateau_patiense"),

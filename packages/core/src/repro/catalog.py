@@ -33,15 +33,6 @@ def _load_all() -> None:
         _add(slug)
 
 
-def load_paper_contributions(slug: str | None = None) -> None:
-    """Register one paper's (or, without *slug*, every paper's) datasets, models and workloads."""
-    if slug is None:
-        _load_all.cache_clear()
-        _load_all()
-    else:
-        _add(slug)
-
-
 def get_dataset(name: str) -> DatasetSpec:
     if name not in DATASETS:
         _load_all()
