@@ -29,6 +29,15 @@ def _no_check(hparams: dict[str, Any]) -> None:
     return None
 
 
+class NotApplicable(ReproError):
+    """Raised by a method's ``on_workload``: it cannot run on that shared workload; the message says why."""
+
+
+# Keys a method's shared-workload setup may not set: the leaderboard fixes the budget and the
+# evaluation protocol for every entrant alike.
+PROTOCOL_KEYS = ("epochs", "eval_every", "checkpoint_every", "plateau_patience", "plateau_min_delta")
+
+
 @dataclass(frozen=True)
 class Method:
     """A training algorithm: ``fit(ctx, hparams)`` trains on ``ctx.workload`` and records evaluations.
@@ -39,6 +48,11 @@ class Method:
         validate: ``validate(hparams)`` (the merged hyper-parameters) raises ``ReproError``
             naming the bad key; it runs before any work starts.
         hparams_doc: one line per accepted hyper-parameter (``repro experiments`` prints it).
+        on_workload: how the method is set up on a shared (leaderboard) workload it was not written
+            for: ``on_workload(workload)`` returns its tunable hyper-parameters there (its defaults
+            for that workload family, merged over the board's gradient settings; never the budget
+            keys ``PROTOCOL_KEYS``), or raises ``NotApplicable`` saying why it cannot run there.
+            None: the method declares no shared-workload setup (the board lists it as not applicable).
     """
 
     name: str
@@ -48,6 +62,19 @@ class Method:
     validate: Callable[[dict[str, Any]], None] = _no_check
     is_baseline: bool = False
     hparams_doc: str = ""
+    on_workload: Callable[["Workload"], Mapping[str, Any]] | None = None
+
+    def setup_for(self, workload: "Workload") -> dict[str, Any]:
+        """The method's tunable hyper-parameters on a shared workload; ``NotApplicable`` if it cannot run there."""
+        if self.on_workload is None:
+            raise NotApplicable(f"method {self.name!r} declares no setup for shared workloads")
+        setup = dict(self.on_workload(workload))
+        budget = sorted(set(setup) & set(PROTOCOL_KEYS))
+        if budget:
+            raise ReproError(f"method {self.name!r}: its setup for workload {workload.name!r} sets {budget[0]!r}, "
+                             f"which the leaderboard protocol fixes for every method ({', '.join(PROTOCOL_KEYS)})")
+        self.hparams(setup, f"setup of method {self.name!r} for workload {workload.name!r}")  # no fixed switch
+        return setup
 
     def hparams(self, tunable: Mapping[str, Any], where: str = "") -> dict[str, Any]:
         """The method's hyper-parameters: *tunable* with the fixed switches merged over them."""

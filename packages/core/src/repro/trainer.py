@@ -28,7 +28,7 @@ checkpoints, plateau stop) plus the method's own typed dataclass, validated once
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +42,7 @@ from repro.errors import ReproError, unknown
 from repro.hparams import hp
 from repro.paper import Method
 from repro.run import RunContext
-from repro.workloads import augment_batch
+from repro.workloads import Workload, augment_batch
 
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "sgd": torch.optim.SGD,
@@ -364,7 +364,8 @@ HookFactory = Callable[[RunContext, Any, GradientConfig], Sequence[Hook]]
 
 def gradient_method(name: str, description: str, *, config: type | None = None,
                     hooks: HookFactory | None = None, fixed: dict[str, Any] | None = None,
-                    is_baseline: bool = False) -> Method:
+                    is_baseline: bool = False,
+                    on_workload: Callable[[Workload], Mapping[str, Any]] | None = None) -> Method:
     """A ``Method`` that is the core's gradient descent plus the method's hooks.
 
     Args:
@@ -372,6 +373,9 @@ def gradient_method(name: str, description: str, *, config: type | None = None,
         hooks: ``hooks(ctx, own_config, gradient_config)`` -> the hooks of one trial (it may also
             prepare ``ctx``, e.g. restrict the training data).
         fixed: the switches that define the method (merged over the experiment's hyper-parameters).
+        on_workload: its setup on a shared (leaderboard) workload (see ``Method.on_workload``);
+            default: the method's own defaults on any workload (``{}``). Raise
+            ``repro.paper.NotApplicable`` for workloads it cannot train.
     """
     def fit(ctx: RunContext, hparams: dict[str, Any]) -> None:
         gd, own = split_gradient_hparams(hparams, config, name)
@@ -382,4 +386,8 @@ def gradient_method(name: str, description: str, *, config: type | None = None,
 
     doc = H.document(GradientConfig) + ("\n" + H.document(config) if config is not None else "")
     return Method(name, fit, description, fixed=dict(fixed or {}), validate=validate, is_baseline=is_baseline,
-                  hparams_doc=doc)
+                  hparams_doc=doc, on_workload=on_workload if on_workload is not None else _own_defaults)
+
+
+def _own_defaults(workload: Workload) -> dict[str, Any]:
+    return {}

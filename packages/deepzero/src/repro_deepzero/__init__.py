@@ -1,0 +1,1 @@
+"""DeepZero: Scaling up Zeroth-Order Optimization for Deep Model Training."""

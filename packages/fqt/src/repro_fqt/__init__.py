@@ -1,0 +1,1 @@
+"""A Statistical Framework for Low-bitwidth Training of Deep Neural Networks."""

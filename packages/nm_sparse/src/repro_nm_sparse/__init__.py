@@ -1,0 +1,1 @@
+"""N:M sparse training: SR-STE and BDWP."""

@@ -1,0 +1,1 @@
+"""Only Train Once: one-shot training and structured pruning (HSPG)."""

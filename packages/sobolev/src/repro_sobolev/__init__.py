@@ -1,0 +1,1 @@
+"""Sobolev Training for Neural Networks."""
