@@ -1,5 +1,5 @@
 # Reproduction pipeline: fetch/prepare data -> train (paper x experiment x method x seed)
-# -> evaluate claims -> report -> index. The DAG is declared once in `repro.pipeline`;
+# -> evaluate claims -> report, and the cross-paper leaderboard -> index. The DAG is declared once in `repro.pipeline`;
 # dvc.yaml is the other view of it (`repro pipeline dvc`).
 #   uv run snakemake --cores all                                  # smoke scale, every paper
 #   uv run snakemake --cores all --config scale=paper papers='[enkf]'
@@ -19,6 +19,7 @@ container: config.get("container", "docker://repro:cpu")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/leaderboard.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -27,3 +28,4 @@ rule all:
     input:
         index=INDEX_FILES,
         reports=[pipeline.report_dir(p) for p in config["papers"]],
+        leaderboard=pipeline.leaderboard_outputs()[:1] if BOARD_WORKLOADS else [],

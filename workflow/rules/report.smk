@@ -15,6 +15,8 @@ rule report:
         cmd=lambda wc: pipeline.report_cmd(wc.paper, config),
     log:
         "logs/report/{paper}.log",
+    wildcard_constraints:
+        paper=r"(?!leaderboard$)[A-Za-z0-9_]+",  # reports/leaderboard is the board's
     shell:
         "{params.cmd} > {log} 2>&1"
 
@@ -23,6 +25,7 @@ rule index:
     """reports/index.{html,md}: exactly the selected papers and their current verdicts."""
     input:
         reports=[pipeline.report_dir(p) for p in config["papers"]],
+        leaderboard=pipeline.leaderboard_outputs()[:1] if BOARD_WORKLOADS else [],
     output:
         html=report("reports/index.html", caption="../report/index.rst", category="Index"),
         md="reports/index.md",

@@ -154,7 +154,54 @@ def cmd_index(args: argparse.Namespace) -> None:
     from repro.report import build_index
 
     config = _config(args)
-    print(f"wrote {paths.rel(build_index(config['papers'], config['scale']))}")
+    print(f"wrote {paths.rel(build_index(config['papers'], config['scale'], leaderboard=args.leaderboard))}")
+
+
+def _board_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The config with the leaderboard options applied (--seeds sets the board's seeds)."""
+    from repro import config as cfg
+
+    config = _config(argparse.Namespace(**{**vars(args), "seeds": None}))
+    board = dict(config["leaderboard"])
+    if getattr(args, "methods", None):
+        board["methods"] = "all" if args.methods == "all" else [m for m in args.methods.split(",") if m]
+    if getattr(args, "workloads", None):
+        board["workloads"] = {**board["workloads"], config["scale"]: [w for w in args.workloads.split(",") if w]}
+    if getattr(args, "seeds", None) is not None:
+        board["seeds"] = {**board["seeds"], config["scale"]: args.seeds}
+    return cfg.validate({**config, "leaderboard": board})
+
+
+def cmd_leaderboard_list(args: argparse.Namespace) -> None:
+    from repro import leaderboard
+
+    config = _board_config(args)
+    print(leaderboard.describe(config["scale"], config["papers"], config["leaderboard"]["methods"],
+                               leaderboard.selected_workloads(config)))
+
+
+def cmd_leaderboard_train(args: argparse.Namespace) -> None:
+    from repro import leaderboard, paths
+
+    config = _board_config(args)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ReproError(f"--threads must be >= 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
+    out = leaderboard.train_workload(args.workload, config["scale"], leaderboard.board_seeds(config),
+                                     config["papers"], config["leaderboard"]["methods"], config,
+                                     progress=not args.no_progress)
+    print(f"wrote {paths.rel(out)}")
+
+
+def cmd_leaderboard_report(args: argparse.Namespace) -> None:
+    from repro import leaderboard, paths
+
+    config = _board_config(args)
+    md = leaderboard.build_board(config["scale"], leaderboard.selected_workloads(config), config)
+    print(f"wrote {paths.rel(md)} and {paths.rel(md.with_suffix('.html'))}")
 
 
 def cmd_pipeline_dvc(args: argparse.Namespace) -> None:
@@ -301,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="write reports/index.md and index.html for the selected papers")
     _scale_opt(p)
     p.add_argument("--papers", help="comma-separated paper slugs (default: params.yaml)")
+    p.add_argument("--leaderboard", action="store_true", help="link the leaderboard (reports/leaderboard.md)")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("bench", help="time a paper's registered kernels against the dense product "
@@ -315,6 +363,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shapes", help="comma-separated MxNxK problem sizes (default: by device)")
     p.add_argument("--ratios", help="comma-separated keep ratios (default: 0.3,0.5,0.7,1.0)")
     p.set_defaults(func=cmd_bench)
+
+    board = sub.add_parser("leaderboard", help="the cross-paper leaderboard: every method of the selected papers "
+                                               "on shared workloads (reports/leaderboard.{md,html})")
+    bsub = board.add_subparsers(dest="leaderboard_command", required=True, metavar="ACTION")
+
+    def board_opts(p: argparse.ArgumentParser) -> None:
+        _scale_opt(p)
+        p.add_argument("--papers", help="comma-separated paper slugs (default: params.yaml)")
+        p.add_argument("--methods", help="`all` or comma-separated paper/method ids (default: params.yaml "
+                                         "leaderboard.methods)")
+        _tracking_opt(p)
+
+    p = bsub.add_parser("list", help="each board workload and every method's setup there, or why it cannot run")
+    board_opts(p)
+    p.add_argument("--workloads", help="comma-separated board workloads (default: params.yaml)")
+    p.set_defaults(func=cmd_leaderboard_list)
+    p = bsub.add_parser("train", help="run every applicable method x seed on one board workload -> "
+                                      "results/leaderboard/<scale>/<workload>.json (MLflow experiment `leaderboard`)")
+    p.add_argument("workload")
+    board_opts(p)
+    p.add_argument("--seeds", type=int, help="number of seeds 0..N-1 (default: params.yaml leaderboard.seeds)")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's own choice)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_leaderboard_train)
+    p = bsub.add_parser("report", help="score the board: reports/leaderboard.{md,html} with performance profiles")
+    board_opts(p)
+    p.add_argument("--workloads", help="comma-separated board workloads (default: params.yaml)")
+    p.set_defaults(func=cmd_leaderboard_report)
 
     pipe = sub.add_parser("pipeline", help="the DAG shared by Snakemake and DVC")
     psub = pipe.add_subparsers(dest="pipeline_command", required=True, metavar="ACTION")

@@ -95,3 +95,54 @@ def plot_comparison(trials: list[dict[str, Any]], column: str, out: Path, title:
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def plot_profiles(curves: dict[str, tuple[list[float], list[float], float]], out: Path, title: str,
+                  highlight: str = "") -> Path:
+    """Performance profiles rho(tau), one step curve per entrant (label: entrant and score),
+    best score first; *highlight* (the baseline) drawn thick and black."""
+    fig, ax = plt.subplots(figsize=(10, 5.2), constrained_layout=True)
+    ranked = sorted(curves.items(), key=lambda kv: (-kv[1][2], kv[0]))
+    cmap = plt.get_cmap("tab20")
+    for k, (name, (grid, rho, score)) in enumerate(ranked):
+        style = {"color": "black", "lw": 2.6, "zorder": 5} if name == highlight else \
+            {"color": cmap(k % 20), "lw": 1.4, "ls": ("-", "--", ":", "-.")[(k // 20) % 4]}
+        # small vertical offsets keep entrants with identical profiles distinguishable
+        ax.step(grid, [r + 0.004 * (k % 7) for r in rho], where="post", label=f"{name} ({score:.2f})", **style)
+    ax.set_xlabel("τ (time-to-target within τ× of the best entrant)")
+    ax.set_ylabel("ρ(τ): fraction of workloads")
+    ax.set_ylim(-0.03, 1.08)
+    ax.set_xlim(grid[0] if curves else 1, grid[-1] if curves else 4)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), ncol=1 if len(curves) <= 24 else 2,
+              title="entrant (score)", title_fontsize=8)
+    ax.set_title(title)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_speedups(bars: list[tuple[str, float, float, float, int]], out: Path, title: str) -> Path:
+    """Horizontal bars: speed-up (mean, CI low, CI high) per entrant; 1x marked; misses annotated."""
+    finite = [b for b in bars if np.isfinite(b[1])]
+    fig, ax = plt.subplots(figsize=(8, 0.32 * max(len(bars), 4) + 1.2), constrained_layout=True)
+    order = sorted(bars, key=lambda b: (b[1] if np.isfinite(b[1]) else 1e9, b[0]))
+    top = max([b[1] for b in finite] + [b[3] for b in finite if np.isfinite(b[3])] + [1.5])
+    for y, (name, mean, low, high, misses) in enumerate(order):
+        shown = mean if np.isfinite(mean) else top * 1.05
+        ax.barh(y, shown, color="#4477aa" if np.isfinite(mean) else "#bbbbbb")
+        if np.isfinite(low) and np.isfinite(high) and np.isfinite(mean):
+            ax.errorbar(shown, y, xerr=[[max(mean - low, 0)], [max(high - mean, 0)]], color="black", capsize=3, lw=1)
+        note = "∞ (baseline missed)" if not np.isfinite(mean) else (f"{misses} missed" if misses else "")
+        if note:
+            ax.text(shown, y, " " + note, va="center", fontsize=7)
+    ax.axvline(1.0, color="crimson", ls="--", lw=1, label="baseline (1×)")
+    ax.set_yticks(range(len(order)), [b[0] for b in order], fontsize=7)
+    ax.set_xlabel("speed-up in time-to-target vs the board baseline (higher is faster)")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(title, fontsize=9)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

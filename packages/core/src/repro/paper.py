@@ -53,6 +53,9 @@ class Method:
             for that workload family, merged over the board's gradient settings; never the budget
             keys ``PROTOCOL_KEYS``), or raises ``NotApplicable`` saying why it cannot run there.
             None: the method declares no shared-workload setup (the board lists it as not applicable).
+        gradient: the method takes the core's ``GradientConfig`` keys (every
+            ``repro.trainer.gradient_method`` does); the leaderboard then gives it the strong
+            baseline's optimizer settings. Other methods get only the budget (``epochs``).
     """
 
     name: str
@@ -63,6 +66,7 @@ class Method:
     is_baseline: bool = False
     hparams_doc: str = ""
     on_workload: Callable[["Workload"], Mapping[str, Any]] | None = None
+    gradient: bool = False  # takes the core's GradientConfig keys (``repro.trainer.gradient_method``)
 
     def setup_for(self, workload: "Workload") -> dict[str, Any]:
         """The method's tunable hyper-parameters on a shared workload; ``NotApplicable`` if it cannot run there."""

@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 import repro
-from repro import catalog, paths
+from repro import catalog, leaderboard, paths
 from repro import config as cfg
 from repro.papers import get_paper
 
@@ -179,7 +179,65 @@ def report_dir(paper: str) -> str:
 
 
 def index_cmd(config: dict[str, Any]) -> str:
-    return f"repro index --scale {config['scale']} --papers {','.join(config['papers'])}"
+    board = " --leaderboard" if leaderboard.selected_workloads(config) else ""
+    return f"repro index --scale {config['scale']} --papers {','.join(config['papers'])}{board}"
+
+
+# --- the leaderboard: one timed job per board workload (every method x seed), then the board ---
+
+def _board_opts(config: dict[str, Any]) -> str:
+    methods = config["leaderboard"]["methods"]
+    return (f" --scale {config['scale']} --papers {','.join(config['papers'])}"
+            f" --methods {'all' if methods == 'all' else ','.join(methods)}")
+
+
+def leaderboard_train_cmd(workload: str, config: dict[str, Any]) -> str:
+    seeds = config["leaderboard"]["seeds"][config["scale"]]
+    return (f"repro leaderboard train {workload}{_board_opts(config)} --seeds {seeds}"
+            f" --threads {config['threads_per_trial']}{_tracking_opt(config)} --no-progress")
+
+
+def leaderboard_input(workload: str) -> str:
+    return data_file(catalog.get_workload(leaderboard.board_workload(workload).workload).dataset)
+
+
+def leaderboard_file(scale: str, workload: str) -> str:
+    return _r(leaderboard.result_path(scale, workload))
+
+
+def leaderboard_files(config: dict[str, Any]) -> list[str]:
+    return [leaderboard_file(config["scale"], w) for w in leaderboard.selected_workloads(config)]
+
+
+def leaderboard_source_deps(config: dict[str, Any]) -> list[str]:
+    return sorted({d for p in config["papers"] for d in source_deps(p)})
+
+
+def leaderboard_signature(workload: str, config: dict[str, Any]) -> str:
+    """What a board job depends on beyond its data: the board workload, every entrant's setup
+    and the code of the core and every selected paper. Snakemake re-runs the job when it changes."""
+    bw = leaderboard.board_workload(workload, config["scale"])
+    board = leaderboard.entrants(bw, config["papers"], config["leaderboard"]["methods"])
+    return json.dumps({"board": repr(bw), "entrants": {e.id: e.hparams or e.reason for e in board},
+                       "seeds": config["leaderboard"]["seeds"][config["scale"]],
+                       "code": {p: code_digest(p) for p in config["papers"]}}, sort_keys=True, default=str)
+
+
+def leaderboard_cores(config: dict[str, Any], all_cores: int) -> int:
+    """A board job times every method against the baseline: at the smoke scale (CPU) it runs
+    alone, with every core reserved (see ``timed_experiments``)."""
+    return max(all_cores, config["threads_per_trial"]) if config["scale"] == "smoke" else config["threads_per_trial"]
+
+
+def leaderboard_report_cmd(config: dict[str, Any]) -> str:
+    return (f"repro leaderboard report{_board_opts(config)} --workloads "
+            f"{','.join(leaderboard.selected_workloads(config))}{_tracking_opt(config)}")
+
+
+def leaderboard_outputs() -> list[str]:
+    """The board's report files and its figures' directory (the Markdown written last)."""
+    return [_r(paths.reports_dir() / "leaderboard.md"), _r(paths.reports_dir() / "leaderboard.html"),
+            _r(leaderboard.report_dir())]
 
 
 def index_files() -> list[str]:
@@ -190,7 +248,9 @@ def stages(config: dict[str, Any], dvc: bool = False) -> list[Stage]:
     """Every job of the DAG for *config*. *dvc*: commands as dvc.yaml spells them (templates)."""
     scale, seeds = config["scale"], cfg.seeds(config)
     out: list[Stage] = []
-    datasets = sorted({d for p in config["papers"] for d in datasets_of(p, scale)})
+    datasets = sorted({d for p in config["papers"] for d in datasets_of(p, scale)}
+                      | {catalog.get_workload(leaderboard.board_workload(w).workload).dataset
+                         for w in leaderboard.selected_workloads(config)})
     for ds in datasets:
         out.append(Stage(f"prepare_{ds}", prepare_cmd(ds, config, dvc), deps=[], outs=data_files(ds),
                          params=[f"datasets.{ds}"] if ds in config["datasets"] else []))
@@ -210,8 +270,16 @@ def stages(config: dict[str, Any], dvc: bool = False) -> list[Stage]:
         out.append(Stage(f"report_{paper}", report_cmd(paper, config),
                          deps=[claims_file(paper, scale), *trial_files(paper, scale, seeds)],
                          outs=[report_dir(paper)]))
-    out.append(Stage("index", index_cmd(config), deps=[report_dir(p) for p in config["papers"]],
-                     outs=index_files()))
+    boards = leaderboard.selected_workloads(config)
+    for w in boards:
+        out.append(Stage(f"leaderboard_train_{scale}_{w}", leaderboard_train_cmd(w, config),
+                         deps=[leaderboard_input(w), *leaderboard_source_deps(config)],
+                         outs=[leaderboard_file(scale, w)]))
+    if boards:
+        out.append(Stage(f"leaderboard_{scale}", leaderboard_report_cmd(config), deps=leaderboard_files(config),
+                         outs=leaderboard_outputs()))
+    out.append(Stage("index", index_cmd(config), deps=[report_dir(p) for p in config["papers"]]
+                     + (leaderboard_outputs()[:1] if boards else []), outs=index_files()))
     return out
 
 

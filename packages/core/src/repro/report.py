@@ -220,8 +220,9 @@ def _public_uri(uri: str) -> str:
 INDEX_ORDER = ("reproduced", "not reproduced", "inconclusive", "not run")
 
 
-def build_index(papers: list[str], scale: str) -> Path:
-    """``reports/index.{md,html}``: exactly *papers*, each from its report of this *scale*.
+def build_index(papers: list[str], scale: str, leaderboard: bool = False) -> Path:
+    """``reports/index.{md,html}``: exactly *papers*, each from its report of this *scale*;
+    *leaderboard*: with a link to the cross-paper board (``reports/leaderboard.md``) and its top entrants.
 
     Claims that hold "by construction" are listed in their own column and never counted as
     reproduced.
@@ -239,15 +240,30 @@ def build_index(papers: list[str], scale: str) -> Path:
                             if s["summary"].get(v))
         rows.append([f"[{get_paper(slug).title}]({slug}/index.html)", f"`{slug}`", s["scale"], counts or "—",
                      str(s["summary"].get("by construction", 0))])
+    board: list[str] = []
+    if leaderboard:
+        summary_file = paths.reports_dir() / "leaderboard" / "summary.json"
+        if not summary_file.is_file():
+            raise ReproError(f"{paths.rel(summary_file)} is missing; run `repro leaderboard report` first")
+        b = json.loads(summary_file.read_text())
+        if b.get("scale") != scale:
+            raise ReproError(f"{paths.rel(summary_file)} is a {b.get('scale')!r} board, not {scale!r}")
+        top = sorted(b["scores"].items(), key=lambda kv: (-kv[1], kv[0]))[:5]
+        board = ["## Which method to use: the leaderboard", "",
+                 f"[Every method on shared workloads]({'leaderboard.html'}) ({', '.join(b['workloads'])}; "
+                 f"{scale} scale): time-to-target against one strong baseline, performance profiles. "
+                 "Top performance-profile scores: " + ", ".join(f"`{i}` {v:.2f}" for i, v in top) + ".", ""]
     hw = environment.hardware()
     text = "\n".join([
         "# Reproduction reports", "",
         "Does each paper's headline claim hold, measured fairly against a strong baseline on this hardware?", "",
         _table(["paper", "slug", "scale", "verdicts", "by construction (not counted)"], rows), "",
+        *board,
         f"Hardware: {hw['cpu']} ({hw['cpu_count']} cores)" + (f"; {hw['gpu']}" if "gpu" in hw else "")
         + f" · commit `{environment.git_state()['git_commit'][:12]}`", "",
     ])
     out = paths.reports_dir()
-    write_text(text.replace("/index.html)", "/index.md)"), out / "index.md")
+    write_text(text.replace("/index.html)", "/index.md)").replace("(leaderboard.html)", "(leaderboard.md)"),
+               out / "index.md")
     write_text(to_html(text, "Reproduction reports", out), out / "index.html")
     return out / "index.html"

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -28,6 +28,9 @@ from repro.files import write_json
 from repro.papers import get_paper
 from repro.timing import TrainClock
 from repro.workloads import Workload
+
+if TYPE_CHECKING:
+    from repro.paper import Method
 
 
 def seed_everything(seed: int, device: torch.device) -> None:
@@ -172,9 +175,26 @@ def summarise(ctx: RunContext) -> dict[str, float]:
         time_to_target_s=hit["train_time_s"] if hit else math.nan,
         time_to_target_cpu_s=hit["train_cpu_time_s"] if hit else math.nan,
         epochs_to_target=hit["epoch"] if hit else math.nan,
+        steps_to_target=hit["step"] if hit else math.nan,
+        instances_to_target=hit["forward_evals"] if hit else math.nan,
     )
     summary.update(ctx.extra)
     return summary
+
+
+def make_context(paper_slug: str, experiment: str, method: str, seed: int, scale: str, workload: Workload,
+                 checkpoint: Path, progress: bool = False) -> RunContext:
+    """Seed everything and load *workload*'s prepared data (validation split carved) on the device."""
+    if seed < 0:
+        raise ReproError(f"seed must be >= 0, got {seed}")
+    device = environment.select_device()
+    seed_everything(seed, device)
+    data = workload.split(load_prepared(workload.dataset)).to(device)
+    return RunContext(
+        paper=paper_slug, experiment=experiment, method=method, seed=seed, scale=scale,
+        workload=workload, data=data, device=device, clock=TrainClock(device), checkpoint=Checkpointer(checkpoint),
+        generator=torch.Generator().manual_seed(seed), progress=progress,
+    )
 
 
 def build_context(paper_slug: str, experiment: str, method: str, seed: int, scale: str,
@@ -189,50 +209,44 @@ def build_context(paper_slug: str, experiment: str, method: str, seed: int, scal
     if seed < 0:
         raise ReproError(f"seed must be >= 0, got {seed}")
     workload = catalog.get_workload(paper.experiment(scale, experiment).workload)
-    device = environment.select_device()
-    seed_everything(seed, device)
-    data = workload.split(load_prepared(workload.dataset)).to(device)
-    ckpt = Checkpointer(paths.checkpoint_dir() / paper_slug / scale / experiment / method / f"seed{seed}.pt")
-    ctx = RunContext(
-        paper=paper_slug, experiment=experiment, method=method, seed=seed, scale=scale,
-        workload=workload, data=data, device=device, clock=TrainClock(device), checkpoint=ckpt,
-        generator=torch.Generator().manual_seed(seed), progress=progress,
-    )
-    return ctx, hparams
+    ckpt = paths.checkpoint_dir() / paper_slug / scale / experiment / method / f"seed{seed}.pt"
+    return make_context(paper_slug, experiment, method, seed, scale, workload, ckpt, progress), hparams
 
 
-def run_trial(paper_slug: str, experiment: str, method: str, seed: int, scale: str,
-              config: dict[str, Any], out: Path | None = None, progress: bool = True) -> Path:
-    """Run one trial under MLflow tracking and write its results JSON (last, atomically)."""
-    out = out or paths.trial_path(paper_slug, scale, experiment, method, seed)
-    out.unlink(missing_ok=True)  # never leave a previous result beside a new attempt
-    ctx, hparams = build_context(paper_slug, experiment, method, seed, scale, progress)
-    spec = get_paper(paper_slug).method(method)
+def execute(ctx: RunContext, spec: Method, hparams: dict[str, Any], config: dict[str, Any], *,
+            mlflow_experiment: str, run_name: str, tags: dict[str, str] | None = None,
+            artifacts: bool = True) -> dict[str, Any]:
+    """Fit *spec* in *ctx* inside one MLflow run (resumed if the trial's checkpoint names one) and
+    return the trial's result record (summary, history, hyper-parameters, environment).
+
+    *artifacts*: also log the result JSON, curves and learning-curve figure to the run.
+    """
     workload, data, device = ctx.workload, ctx.data, ctx.device
     previous = ctx.checkpoint.load()
     resume_run_id = previous["ctx"]["mlflow_run_id"] if previous else None
     params = {f"hp.{k}": v for k, v in hparams.items()}
     params.update(workload=workload.name, dataset=workload.dataset, model=workload.model,
-                  model_kwargs=workload.model_kwargs, target=workload.target, seed=seed)
-    tags = {
-        "paper": paper_slug, "experiment": experiment, "method": method, "scale": scale,
-        "seed": str(seed), "dataset_sha256": data.sha256, "device": environment.device_name(device),
+                  model_kwargs=workload.model_kwargs, target=workload.target, seed=ctx.seed)
+    all_tags = {
+        "paper": ctx.paper, "experiment": ctx.experiment, "method": ctx.method, "scale": ctx.scale,
+        "seed": str(ctx.seed), "dataset_sha256": data.sha256, "device": environment.device_name(device),
         "torch_threads": str(torch.get_num_threads()),
         **environment.git_state(),
-        **tracking.source_tags(environment.git_state()["git_commit"], f"repro run {paper_slug}"),
+        **tracking.source_tags(environment.git_state()["git_commit"], f"repro run {ctx.paper}"),
         **{f"version.{k}": v for k, v in environment.package_versions().items()},
+        **(tags or {}),
     }
-    run_name = f"{experiment}/{method}/seed{seed}"
     dataset = {"name": workload.dataset, "digest": data.sha256,
                "source": paths.rel(paths.prepared_data_path(workload.dataset))}
-    with tracking.TrackedRun(paper_slug, run_name, params, tags, config,
+    with tracking.TrackedRun(mlflow_experiment, run_name, params, all_tags, config,
                              resume_run_id=resume_run_id, dataset=dataset) as tracked:
         ctx.mlflow_run_id = tracked.run_id
         spec.fit(ctx, hparams)
         summary = summarise(ctx)
         result = {
-            "paper": paper_slug, "experiment": experiment, "method": method, "seed": seed, "scale": scale,
-            "workload": workload.name, "dataset": workload.dataset, "dataset_sha256": data.sha256,
+            "paper": ctx.paper, "experiment": ctx.experiment, "method": ctx.method, "seed": ctx.seed,
+            "scale": ctx.scale, "workload": workload.name, "dataset": workload.dataset,
+            "dataset_sha256": data.sha256,
             "quality_metric": workload.quality_metric, "target_metric": workload.target_metric,
             "target": workload.target,
             "hparams": hparams, "summary": summary, "history": ctx.history,
@@ -243,7 +257,20 @@ def run_trial(paper_slug: str, experiment: str, method: str, seed: int, scale: s
         }
         tracked.log_history(ctx.history)
         tracked.log_summary(summary)
-        tracked.log_result_artifacts(result, quality=workload.target_metric)
+        if artifacts:
+            tracked.log_result_artifacts(result, quality=workload.target_metric)
+    return result
+
+
+def run_trial(paper_slug: str, experiment: str, method: str, seed: int, scale: str,
+              config: dict[str, Any], out: Path | None = None, progress: bool = True) -> Path:
+    """Run one trial under MLflow tracking and write its results JSON (last, atomically)."""
+    out = out or paths.trial_path(paper_slug, scale, experiment, method, seed)
+    out.unlink(missing_ok=True)  # never leave a previous result beside a new attempt
+    ctx, hparams = build_context(paper_slug, experiment, method, seed, scale, progress)
+    spec = get_paper(paper_slug).method(method)
+    result = execute(ctx, spec, hparams, config, mlflow_experiment=paper_slug,
+                     run_name=f"{experiment}/{method}/seed{seed}")
     write_json(result, out)
     ctx.checkpoint.clear()
     return out

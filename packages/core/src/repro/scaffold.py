@@ -21,6 +21,7 @@ from repro.errors import ReproError
 from repro.papers import paper_slugs
 
 SLUG = re.compile(r"^[a-z][a-z0-9_]{1,30}$")
+RESERVED = {"core", "leaderboard", "index"}  # the board's baseline id, its results/reports paths, the index
 
 
 def _files(slug: str, title: str) -> dict[str, str]:
@@ -215,6 +216,9 @@ def _register(root: Path, slug: str) -> None:
 def new_paper(slug: str, title: str = "", lock: bool = True) -> list[Path]:
     if not SLUG.match(slug):
         raise ReproError(f"paper slug {slug!r} must be lower-case letters, digits and _ (2-31 chars, a letter first)")
+    if slug in RESERVED:
+        raise ReproError(f"paper slug {slug!r} is reserved (results/{slug}, reports/{slug} or the "
+                         f"{slug}/... method ids belong to the project); reserved: {', '.join(sorted(RESERVED))}")
     if slug in paper_slugs():
         raise ReproError(f"a paper with slug {slug!r} is already installed")
     root = paths.project_root()

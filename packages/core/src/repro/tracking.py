@@ -27,6 +27,7 @@ import fcntl
 import json
 import math
 import os
+import re
 import tempfile
 import time
 from collections.abc import Iterator
@@ -218,6 +219,39 @@ def log_reproduction(paper: str, scale: str, claims: dict[str, Any], trial_run_i
     )
     if artifact is not None:
         client.log_artifact(run.info.run_id, str(artifact))
+    for rid in trial_run_ids:
+        client.set_tag(rid, "mlflow.parentRunId", run.info.run_id)
+    client.set_terminated(run.info.run_id, "FINISHED")
+    return run.info.run_id, exp_id
+
+
+def log_board(scale: str, summary: dict[str, Any], trial_run_ids: list[str], config: dict[str, Any] | None,
+              artifacts: list[Path]) -> tuple[str, str]:
+    """One parent run ``board/<scale>`` in the ``leaderboard`` experiment: every entrant's
+    profile score and per-workload speed-up as metrics, the board files as artifacts; every
+    board trial run filed under it. Returns (run id, experiment id)."""
+    from mlflow.entities import Metric, RunTag
+    from mlflow.tracking import MlflowClient
+
+    uri = tracking_uri(config)
+    client = MlflowClient(uri)
+    exp_id = get_or_create_experiment(uri, "leaderboard")
+    run = client.create_run(exp_id, run_name=f"board/{scale}")
+    now = int(time.time() * 1000)
+
+    def key(text: str) -> str:
+        return re.sub(r"[^A-Za-z0-9_\-. /]", "_", text)[:250]
+
+    metrics = [Metric(key(f"score.{i}"), float(v), now, 0) for i, v in sorted(summary["scores"].items())]
+    metrics += [Metric(key(f"speedup.{w}.{i}"), float(v), now, 0)
+                for w, rows in sorted(summary["speedups"].items()) for i, v in sorted(rows.items())
+                if math.isfinite(v)]
+    for chunk in range(0, len(metrics), 900):
+        client.log_batch(run.info.run_id, metrics=metrics[chunk:chunk + 900])
+    client.log_batch(run.info.run_id, tags=[RunTag("leaderboard", "true"), RunTag("scale", scale),
+                                            RunTag("workloads", ",".join(summary["workloads"]))])
+    for f in artifacts:
+        client.log_artifact(run.info.run_id, str(f))
     for rid in trial_run_ids:
         client.set_tag(rid, "mlflow.parentRunId", run.info.run_id)
     client.set_terminated(run.info.run_id, "FINISHED")

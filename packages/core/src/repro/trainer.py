@@ -386,7 +386,8 @@ def gradient_method(name: str, description: str, *, config: type | None = None,
 
     doc = H.document(GradientConfig) + ("\n" + H.document(config) if config is not None else "")
     return Method(name, fit, description, fixed=dict(fixed or {}), validate=validate, is_baseline=is_baseline,
-                  hparams_doc=doc, on_workload=on_workload if on_workload is not None else _own_defaults)
+                  hparams_doc=doc, on_workload=on_workload if on_workload is not None else _own_defaults,
+                  gradient=True)
 
 
 def _own_defaults(workload: Workload) -> dict[str, Any]:
