@@ -50,11 +50,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from scipy import stats as st
 
 from repro.errors import ReproError, unknown
 from repro.scales import SCALES
-from repro.stats import Interval, mean_ci
+from repro.stats import Interval, mean_ci, t_quantile
 
 MIN_SEEDS = 3
 COMPARES = ("value", "difference", "ratio", "reduction")
@@ -311,7 +310,7 @@ def seeds_to_decide(claim: Claim, ci: Interval, limit: int = 10_000) -> int | No
     if ci.std == 0:
         return ci.n
     for n in range(max(ci.n, 2), limit + 1):
-        if float(st.t.ppf(0.975, n - 1)) * ci.std / math.sqrt(n) < margin:
+        if t_quantile(0.975, n - 1) * ci.std / math.sqrt(n) < margin:
             return n
     return None
 

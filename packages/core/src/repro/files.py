@@ -17,13 +17,21 @@ from typing import Any
 import torch
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(out: Path, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)`` then move the temp file onto *out*."""
+    """Call ``write(tmp_path)`` then move the temp file onto *out* (with the permissions a plain
+    ``open()`` would give it: ``mkstemp`` makes it 0600, whatever the umask)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):

@@ -6,8 +6,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scipy import stats as st
-
 
 @dataclass(frozen=True)
 class Interval:
@@ -21,6 +19,14 @@ class Interval:
         return format_ci(self)
 
 
+def t_quantile(q: float, dof: int) -> float:
+    """Student-t quantile. scipy is imported here, not at module level: every training job imports
+    this module (through the claims of its paper) and scipy.stats alone costs ~0.5 s per job."""
+    from scipy import stats as st
+
+    return float(st.t.ppf(q, dof))
+
+
 def mean_ci(values: Sequence[float], confidence: float = 0.95) -> Interval:
     """Mean and two-sided t-interval; with one value the interval is unbounded."""
     xs = [float(v) for v in values]
@@ -31,7 +37,7 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> Interval:
     if n == 1:
         return Interval(mean, -math.inf, math.inf, 1, math.nan)
     std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1))
-    half = float(st.t.ppf(0.5 + confidence / 2, n - 1)) * std / math.sqrt(n)
+    half = t_quantile(0.5 + confidence / 2, n - 1) * std / math.sqrt(n)
     return Interval(mean, mean - half, mean + half, n, std)
 
 
