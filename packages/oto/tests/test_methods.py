@@ -132,8 +132,8 @@ def run_board(method: str, workload: str, budget: dict) -> dict:
 @pytest.mark.parametrize("workload", ["digits_mlp", "digits_cnn"])
 @pytest.mark.parametrize("method", list(METHODS))
 def test_setup_on_shared_workloads_runs(project, method, workload):
-    s = run_board(method, workload, {"epochs": 1, "batch_size": 256})
-    assert s["test_accuracy"] > 0.2
+    s = run_board(method, workload, {"epochs": 2})
+    assert s["test_accuracy"] > 0.3  # learning (chance: 0.1)
 
 
 @pytest.mark.slow

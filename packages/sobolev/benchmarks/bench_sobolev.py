@@ -59,9 +59,11 @@ def main() -> None:
     ap.add_argument("--device", choices=("cpu", "cuda"))
     ap.add_argument("--hidden", default="64,256", help="comma-separated hidden widths (default 64,256)")
     ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=1, help="CPU threads (default 1, as a pipeline trial)")
     ap.add_argument("--out", help="output prefix (default: benchmarks/results/sobolev-steps-<device>)")
     args = ap.parse_args()
     dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    torch.set_num_threads(args.threads)
     rows = []
     for hidden in (int(h) for h in args.hidden.split(",")):
         base = None

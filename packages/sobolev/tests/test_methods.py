@@ -110,8 +110,11 @@ def test_the_training_set_check_names_the_problem(project):
                                                                for n in suite_problems(ctx.workload)})
 
 
-@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("method", [pytest.param("regular", marks=pytest.mark.slow),
+                                    pytest.param("sobolev", marks=pytest.mark.slow), "stochastic_sobolev"])
 def test_interrupted_run_resumes_to_the_same_history(project, method):
+    """(tests/test_papers_generic.py resumes every method too; the stochastic one also replays its
+    random directions from the checkpointed generator.)"""
     class Interrupted(Exception):
         pass
 
@@ -152,9 +155,11 @@ def test_setups_on_shared_workloads():
 BOARD = {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9}  # a stand-in for the board's gradient settings
 
 
+@pytest.mark.parametrize("epochs", [1, pytest.param(None, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("workload", ["digits_mlp", "digits_cnn"])
-def test_regular_trains_on_the_shared_digits_workloads(project, workload):
-    """The regular baseline outside this package is the core's plain gradient descent."""
+def test_regular_trains_on_the_shared_digits_workloads(project, workload, epochs):
+    """The regular baseline outside this package is the core's plain gradient descent (one epoch;
+    slow: the workload's default budget, as the leaderboard runs it)."""
     spec = METHODS["regular"]
     wl = catalog.get_workload(workload)
     dev = torch.device("cpu")
@@ -163,9 +168,12 @@ def test_regular_trains_on_the_shared_digits_workloads(project, workload):
                      data=wl.split(load_prepared(wl.dataset)), device=dev, clock=TrainClock(dev),
                      checkpoint=Checkpointer(project / "ckpt" / f"{workload}.pt"),
                      generator=torch.Generator().manual_seed(0), progress=False)
-    spec.fit(ctx, spec.hparams({**BOARD, **spec.setup_for(wl), "epochs": 1, "eval_every": 1}))
+    epochs = epochs or wl.max_epochs
+    spec.fit(ctx, spec.hparams({**BOARD, **spec.setup_for(wl), "epochs": epochs, "eval_every": epochs}))
     accuracy = summarise(ctx)["test_accuracy"]
     assert 0.0 <= accuracy <= 1.0 and (workload != "digits_mlp" or accuracy > 0.5)
+    if epochs > 1:
+        assert accuracy > (0.9 if workload == "digits_mlp" else 0.3)
 
 
 def test_sobolev_refuses_a_workload_without_derivatives_at_fit_time(project):

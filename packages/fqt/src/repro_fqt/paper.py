@@ -78,8 +78,8 @@ PAPER = Paper(
     package_dir=HERE.parent.parent,
     workloads=WORKLOADS,
     models=MODELS,
-    tiny_hparams={m: {"epochs": 2, "train_subset": 256, "batch_size": 64,
-                      **({"variance_draws": 2, "variance_bits": [4]} if m == "qat" else {})} for m in METHODS},
+    tiny_hparams={m: {"epochs": 2, "eval_every": 2, "train_subset": 256, "batch_size": 64,
+                      **({"variance_draws": 4, "variance_bits": [4]} if m == "qat" else {})} for m in METHODS},
     kernel_benchmarks=kernel_benchmarks,
     notes=(
         "The paper's result tables could not be read: the accuracy claims test the abstract's figures "

@@ -21,8 +21,10 @@ trial point, mask, split back) — the PyTorch reference of the fused Triton ker
 The Trainer's own optimizer can make the same step (``subgradient_`` adds the regulariser's
 subgradient to the gradients before ``optimizer.step()``, ``half_space_project_`` /
 ``group_prox_`` act on the result): with ``torch.optim.SGD`` that is exactly the step above (SGD
-adds wd X and keeps B), and it works over any other base optimizer (Adam: its trial point is
-projected).
+adds wd X and keeps B). Over an adaptive optimizer (Adam) the subgradient is not fed through its
+per-coordinate normalisation (which would make lambda's pull as large as the loss's, whatever
+lambda is); it is applied after the optimizer's step, with its step size (``subgradient_step_``),
+and the half-space test / soft threshold act on that trial point — our extension, v1 is SGD only.
 """
 
 from __future__ import annotations
@@ -52,6 +54,15 @@ def subgradient_(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor], 
     coef = lmbda / (sq_norms(params).sqrt() + DELTA)
     for p, g in zip(params, grads):
         rows(g).add_(rows(p) * coef[:, None].to(p.dtype))
+
+
+@torch.no_grad()
+def subgradient_step_(params: Sequence[torch.Tensor], x_prev: Sequence[torch.Tensor], step: float) -> None:
+    """params -= step * X_k / (||X_k|| + 1e-6) with X the iterate before the base optimizer's step: the
+    regulariser's subgradient step decoupled from an adaptive optimizer (as AdamW decouples weight decay)."""
+    coef = step / (sq_norms(x_prev).sqrt() + DELTA)
+    for p, x in zip(params, x_prev):
+        rows(p).sub_(rows(x) * coef[:, None].to(p.dtype))
 
 
 @torch.no_grad()

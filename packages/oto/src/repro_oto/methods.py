@@ -10,7 +10,8 @@
 The hook builds the ZIG partition from the model's graph (``repro_oto.zig``) on the first
 training epoch (also after a resume), steps the grouped parameters as ``kernel`` says (see
 ``OtoConfig.kernel``; by default the core optimizer takes the step and the hook adds the
-subgradient before it and projects after it, which with SGD is exactly the v1 step), records the
+subgradient before it and projects after it, which with SGD is exactly the v1 step; over Adam
+the subgradient step is decoupled, see ``repro_oto.hspg``), records the
 group sparsity in every evaluation row, and at the end of training exports the slim network
 (``repro_oto.slim``) and records, with the clock paused: zero / total groups, group sparsity,
 FLOPs and parameters of the full and the slim model and the fractions remaining, the largest
@@ -51,6 +52,7 @@ class OtoHook(Hook):
         self.sets: list[list[torch.Tensor]] = []
         self.eps: list[float] = []
         self.path = "optimizer"
+        self.coupled = True  # optimizer path over SGD: the subgradient goes into the gradients (v1)
         self.zig_step: ZigStep | None = None
         self.mode: str | None = None
         self.lmbda = cfg.lmbda
@@ -76,8 +78,8 @@ class OtoHook(Hook):
                                  "(or TRITON_INTERPRET=1)")
 
     def _resolve_path(self, optimizer: torch.optim.Optimizer) -> str:
-        sgd = isinstance(optimizer, torch.optim.SGD) and all(
-            not g.get("nesterov") and not g.get("dampening") for g in optimizer.param_groups)
+        self.coupled = isinstance(optimizer, torch.optim.SGD)
+        sgd = self.coupled and all(not g.get("nesterov") and not g.get("dampening") for g in optimizer.param_groups)
         kernel = self.cfg.kernel
         if kernel == "auto":
             on_cuda = bool(self.sets) and self.sets[0][0].is_cuda and self.sets[0][0].dtype == torch.float32
@@ -134,10 +136,10 @@ class OtoHook(Hook):
             return
         grads = self._grads()
         if self.path == "optimizer":
-            if self.mode in ("subgradient", "half_space"):
+            if self.mode in ("subgradient", "half_space") and self.coupled:
                 for params, gs in zip(self.sets, grads):
                     hspg.subgradient_(params, gs, self.lmbda)
-            if self.mode == "half_space":
+            if self.mode == "half_space" or (self.mode == "subgradient" and not self.coupled):
                 self._saved = [[p.detach().clone() for p in params] for params in self.sets]
             return
         group = state.optimizer.param_groups[0]
@@ -163,15 +165,20 @@ class OtoHook(Hook):
     def after_optimizer_step(self, state: TrainState) -> None:
         if self.mode is None or self.path != "optimizer" or state.skip_step:
             return
+        lr = float(state.optimizer.param_groups[0]["lr"])
+        if self.mode in ("subgradient", "half_space") and not self.coupled:
+            assert self._saved is not None
+            for params, saved in zip(self.sets, self._saved):
+                hspg.subgradient_step_(params, saved, lr * self.lmbda)
         if self.mode == "half_space":
             assert self._saved is not None
             for params, saved, eps in zip(self.sets, self._saved, self.eps):
                 hspg.half_space_project_(params, saved, eps)
             self._saved = None
         elif self.mode == "prox":
-            threshold = float(state.optimizer.param_groups[0]["lr"]) * self.lmbda
             for params in self.sets:
-                hspg.group_prox_(params, threshold)
+                hspg.group_prox_(params, lr * self.lmbda)
+        self._saved = None
 
     def epoch_end(self, state: TrainState) -> None:
         history = state.ctx.history
