@@ -41,10 +41,10 @@ class OtoConfig:
                                         "empty: the core's lr_schedule)")
     lmbda_decays: tuple[int, ...] = hp((), "epochs at whose start lambda is divided by 10 (v1 'decays_lambda', "
                                            "ImageNet only; a lambda <= 1e-6 becomes 0)")
-    kernel: str = hp("auto", "how the grouped parameters are stepped: optimizer (the core optimizer steps, the "
-                             "subgradient is added to the gradients and the projection applied after; any "
-                             "optimizer), torch (own SGD step, the PyTorch reference), triton (own SGD step, the "
-                             "fused Triton kernel), auto (triton on CUDA with SGD, else optimizer)",
+    kernel: str = hp("auto", "how the grouped parameters are stepped: optimizer (the core optimizer steps; with SGD "
+                             "the subgradient is added to the gradients, with Adam & co. applied after the step; "
+                             "then the projection), torch (own SGD step, the PyTorch reference), triton (own SGD "
+                             "step, the fused Triton kernel), auto (triton on CUDA with SGD, else optimizer)",
                      choices=KERNELS)
     exact_tol: float = hp(1e-5, "largest |slim - full| output difference on the test split that counts as "
                                 "the same function (slim_exact)", low=0, low_open=True)

@@ -43,9 +43,14 @@ def rows(t: torch.Tensor) -> torch.Tensor:
     return t.view(t.shape[0], -1)
 
 
+def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Row-wise inner products of two (n, d) views in fp32, without a temporary product tensor."""
+    return torch.linalg.vecdot(a.float(), b.float(), dim=1)
+
+
 def sq_norms(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     """Per-group squared norm over the member tensors of one set (fp32)."""
-    return sum(rows(t).float().pow(2).sum(1) for t in tensors)
+    return sum(_dot(rows(t), rows(t)) for t in tensors)
 
 
 @torch.no_grad()
@@ -68,16 +73,18 @@ def subgradient_step_(params: Sequence[torch.Tensor], x_prev: Sequence[torch.Ten
 @torch.no_grad()
 def half_space_mask(x_hat: Sequence[torch.Tensor], x: Sequence[torch.Tensor], eps: float) -> torch.Tensor:
     """Groups to set to zero: <X^_k, X_k> < eps ||X_k||^2, or X_k = 0."""
-    dot = sum((rows(a).float() * rows(b).float()).sum(1) for a, b in zip(x_hat, x))
+    dot = sum(_dot(rows(a), rows(b)) for a, b in zip(x_hat, x))
     xx = sq_norms(x)
     return (dot < eps * xx) | (xx == 0)
 
 
 @torch.no_grad()
 def zero_rows_(tensors: Sequence[torch.Tensor], mask: torch.Tensor) -> None:
-    keep = (~mask).to(tensors[0].dtype)
-    for t in tensors:
-        rows(t).mul_(keep[:, None])
+    """Rows *mask* of every member set to exactly 0 (only those rows are written)."""
+    idx = mask.nonzero().flatten()
+    if idx.numel():
+        for t in tensors:
+            rows(t).index_fill_(0, idx.to(t.device), 0)
 
 
 @torch.no_grad()

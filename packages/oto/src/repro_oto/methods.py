@@ -212,10 +212,10 @@ INPUT_SHAPES: dict[str, tuple[int, ...]] = {
     "digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28),
     "cifar10": (3, 32, 32), "cifar100": (3, 32, 32), "sine": (1,), "mexican_hat": (2,),
 }
-# Default lambda per dataset: the v1 CIFAR/ImageNet value, and for the small sets (a few hundred
-# steps per run) the smoke value (the regulariser's pull per run scales with the number of steps).
-SETUP_LAMBDA: dict[str, float] = {"digits": 2e-2, "sine": 2e-2, "mexican_hat": 2e-2, "mnist": 5e-3,
-                                  "fashion_mnist": 5e-3}
+# Default lambda per dataset: the v1 CIFAR/ImageNet value 1e-3, except on digits (a few hundred
+# steps per run: the regulariser's pull per run scales with the number of steps), where it is the
+# smoke experiment's value, chosen there on the validation split.
+SETUP_LAMBDA: dict[str, float] = {"digits": 0.085}
 
 
 def check_workload(workload: Workload) -> ZigPartition:

@@ -117,13 +117,17 @@ class Bottleneck(nn.Module):
 
 
 class OtoResNetCifar(nn.Module):
-    def __init__(self, blocks: Sequence[int] = (3, 4, 6, 3), num_classes: int = 10, in_channels: int = 3) -> None:
+    """Bottleneck ResNet for 32x32 inputs; ``widths``: the stem and the four stages' inner widths are
+    ``widths[0]``, ``widths`` (v1: 64, 128, 256, 512; narrower ones make fast tests of the same graph)."""
+
+    def __init__(self, blocks: Sequence[int] = (3, 4, 6, 3), num_classes: int = 10, in_channels: int = 3,
+                 widths: Sequence[int] = (64, 128, 256, 512)) -> None:
         super().__init__()
-        self.conv1 = nn.Sequential(nn.Conv2d(in_channels, 64, kernel_size=3, padding=1, bias=False),
-                                   nn.BatchNorm2d(64), nn.ReLU(inplace=True))
-        c = 64
+        self.conv1 = nn.Sequential(nn.Conv2d(in_channels, widths[0], kernel_size=3, padding=1, bias=False),
+                                   nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True))
+        c = widths[0]
         stages = []
-        for width, n, stride in zip((64, 128, 256, 512), blocks, (1, 2, 2, 2)):
+        for width, n, stride in zip(widths, blocks, (1, 2, 2, 2)):
             layer = []
             for i in range(n):
                 layer.append(Bottleneck(c, width, stride if i == 0 else 1))

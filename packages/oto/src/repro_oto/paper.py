@@ -39,13 +39,14 @@ WORKLOADS = (
 )
 
 # Smoke: the v1 recipe shrunk to the digits set — SGD without momentum, batch 64, step size 0.1
-# divided by 10 at N_P, 2 N_P and 3 N_P with N_P = a quarter of the epochs (v1: 75 of 300), conv
-# epsilon 0. lambda is larger than v1's 1e-3 because a digits run has ~750 steps, not ~230k
-# (chosen on the validation split; see the README).
+# divided by 10 at N_P, 2 N_P and 3 N_P with N_P = a quarter of the epochs (v1: 75 of 300),
+# epsilon 0. lambda is larger than v1's 1e-3 because a digits run has ~760 steps, not ~230k: the
+# largest of {0.05, 0.07, 0.085, 0.1} whose mean *validation* accuracy over seeds 0-2 stayed within
+# one point of dense training (benchmarks/lambda_sweep.py redoes that sweep).
 SMOKE_EPOCHS = 40
 SMOKE: dict[str, Any] = {
-    "optimizer": "sgd", "lr": 0.1, "momentum": 0.0, "batch_size": 64, "epochs": SMOKE_EPOCHS, "eval_every": 2,
-    "lmbda": 2e-2, "n_p": 10, "lr_decays": [10, 20, 30], "epsilon": 0.0, "epsilon_linear": 0.0,
+    "optimizer": "sgd", "lr": 0.1, "momentum": 0.0, "batch_size": 64, "epochs": SMOKE_EPOCHS, "eval_every": 4,
+    "lmbda": 0.085, "n_p": 10, "lr_decays": [10, 20, 30], "epsilon": 0.0, "epsilon_linear": 0.0,
 }
 
 
@@ -77,7 +78,7 @@ PAPER = Paper(
             "digits_bn_cnn": Experiment(
                 "digits_bn_cnn", "digits_bn_cnn", {m: dict(SMOKE) for m in METHODS},
                 f"scikit-learn digits, BN CNN (16/32 conv channels, 64 hidden), SGD lr 0.1 / 10 at epochs 10, 20, "
-                f"30, {SMOKE_EPOCHS} epochs, batch 64; HSPG N_P = 10, lambda 0.02, epsilon 0"),
+                f"30, {SMOKE_EPOCHS} epochs, batch 64; HSPG N_P = 10, lambda 0.085, epsilon 0"),
         },
         "paper": {
             name: Experiment(name, workload, {m: dict(cfg) for m in methods},
@@ -96,7 +97,7 @@ PAPER = Paper(
     notes=(
         "Smoke scale runs a BN CNN on the 8x8 digits set, not the paper's CIFAR/ImageNet networks: its FLOPs/params "
         "remaining are compared with the paper's CIFAR figures only as the paper's order of magnitude. lambda at "
-        "smoke scale (0.02) is ours (v1 uses 1e-3 over ~230k steps). Paper-scale experiments are the v1 configs "
+        "smoke scale (0.085) is ours (v1 uses 1e-3 over ~230k steps). Paper-scale experiments are the v1 configs "
         "(declared, not run here; they hold out 10% of the CIFAR-10 training set for validation, the v1 code trains "
         "on all 50k and normalises with ImageNet statistics). v1's upper_group_sparsity cap (1.0 = off in every "
         "config) is not implemented. ImageNet ResNet-50 and BERT/SQuAD are not run."

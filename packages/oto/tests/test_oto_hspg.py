@@ -115,3 +115,16 @@ def test_in_place_helpers_need_views():
     q = copy.deepcopy(p)
     hspg.zero_rows_([p], torch.tensor([True, False, False]))
     assert torch.equal(p[0], torch.zeros(4)) and torch.equal(p[1:], q[1:])
+
+
+def test_decoupled_subgradient_step_over_plain_sgd_is_the_coupled_step():
+    """Over an adaptive optimizer the subgradient is applied after its step; over plain SGD (no
+    momentum) that decoupled step is the same as feeding the subgradient through the gradient."""
+    params, grads = _set(3)
+    coupled = [p.clone() for p in params]
+    hspg.step_reference(coupled, grads, None, mode="subgradient", lr=0.1, lmbda=0.4)
+    saved = [p.clone() for p in params]
+    for p, g in zip(params, grads):
+        p.sub_(0.1 * g)  # the base optimizer's step on the loss alone
+    hspg.subgradient_step_(params, saved, 0.1 * 0.4)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(params, coupled))

@@ -64,7 +64,7 @@ for mode in hspg.MODES:
 if projected == 0:
     failures.append("no group was projected: the check is vacuous")
 
-# the official v1 golden values (see test_golden.py): the kernel over both sets in one launch
+# the official v1 golden values (see test_oto_golden.py): the kernel over both sets in one launch
 golden = json.loads((Path(__file__).parent / "golden" / "reference_golden.json").read_text())
 for name, case in golden["cases"].items():
     params = [[torch.tensor(v) for v in golden["inputs"]["params"][k]] for k in ("conv", "linear")]

@@ -9,7 +9,7 @@ Regenerate with ``golden/make_reference_golden.py`` (its docstring says how); th
 is only run there, never imported here.
 
 Compared here: this package's ``hspg.step_reference`` and the core-optimizer path of the hook
-(torch SGD + ``subgradient_`` + ``half_space_project_``); ``_kernel_check.py`` compares the
+(torch SGD + ``subgradient_`` + ``half_space_project_``); ``_oto_kernel_check.py`` compares the
 Triton kernel with the same file under the interpreter.
 """
 

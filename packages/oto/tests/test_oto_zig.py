@@ -16,6 +16,16 @@ from repro_oto.zig import ZigError, build_zigs, group_sparsity, zero_groups
 TOL = 1e-5  # the exactness bound the paper's claim is checked against
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread per test, as a pipeline trial runs: two threads on these small models only
+    double the CPU time."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _warm(model: nn.Module, shape: tuple[int, ...], seed: int = 0) -> None:
     """Give batch norms non-trivial running statistics (and affine parameters) so that a wrong partition shows."""
     g = torch.Generator().manual_seed(seed)
@@ -70,12 +80,11 @@ SMALL_CASES = {
     "oto_vgg16_narrow": (lambda: OtoVGG16(bn=False, channels=[8] * 13 + [16, 16]), (3, 32, 32), 15, 8 * 13 + 32),
     # 1 bottleneck per stage: stem set + 2 inner sets per block + one shared set per stage (its
     # shortcut + last conv); the stem is its own set because stage 1's first block has a shortcut conv
-    "oto_resnet_1111": (lambda: OtoResNetCifar((1, 1, 1, 1)), (3, 32, 32), 1 + 4 * 3,
-                        64 + 2 * (64 + 128 + 256 + 512) + 4 * (64 + 128 + 256 + 512)),
-    # torchvision BasicBlocks: stem + stage 1 share channels (no shortcut conv there); per stage one
-    # shared set and one inner set per block
-    "resnet18_cifar": (lambda: build_model("resnet18_cifar", num_classes=10), (3, 32, 32), 12,
-                       3 * (64 + 128 + 256 + 512)),
+    # pre-activation blocks: the BN reading the residual sum is a member of the stage's shared set
+    "wide_resnet_10_1": (lambda: build_model("wide_resnet_cifar", depth=10, widen=1), (3, 32, 32), 6,
+                         16 + 16 + 32 + 32 + 64 + 64),
+    "oto_resnet_1111": (lambda: OtoResNetCifar((1, 1, 1, 1), widths=(8, 16, 32, 64)), (3, 32, 32), 1 + 4 * 3,
+                        8 + 2 * (8 + 16 + 32 + 64) + 4 * (8 + 16 + 32 + 64)),
 }
 
 
@@ -92,6 +101,11 @@ def test_zeroed_groups_are_removed_exactly(name):
     ("oto_vgg16_bn", (3, 32, 32), 15, 4224 + 1024),
     ("oto_resnet50_cifar", (3, 32, 32), 37, 11456),
     ("vgg16_cifar", (3, 32, 32), 14, 4224 + 512),
+    ("vgg11_cifar", (3, 32, 32), 9, 2752 + 512),
+    ("alexnet_cifar", (3, 32, 32), 7, 64 + 192 + 384 + 256 + 256 + 1024 + 1024),  # flatten 256x4x4 -> FC
+    # torchvision BasicBlocks: stem + stage 1 share channels (no shortcut conv there); per stage one
+    # shared set and one inner set per block
+    ("resnet18_cifar", (3, 32, 32), 12, 3 * (64 + 128 + 256 + 512)),
 ])
 def test_paper_models_remove_zero_groups_exactly(name, shape, sets, groups):
     torch.manual_seed(0)
@@ -101,7 +115,7 @@ def test_paper_models_remove_zero_groups_exactly(name, shape, sets, groups):
 
 def test_resnet_stage_channels_form_one_group_set():
     """The residual adds tie every block output of a stage (and its shortcut) to the same channels."""
-    model = OtoResNetCifar((2, 1, 1, 1))
+    model = OtoResNetCifar((2, 1, 1, 1), widths=(8, 16, 32, 64))
     partition = build_zigs(model, torch.zeros(2, 3, 32, 32))
     stage1 = next(s for s in partition.sets if "conv2_x.0.shortcut.0" in s.producers)
     assert stage1.producers == ["conv2_x.0.residual_function.6", "conv2_x.0.shortcut.0",

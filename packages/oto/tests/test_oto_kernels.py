@@ -18,7 +18,7 @@ SRC = HERE.parent / "src"
 @pytest.mark.skipif(kernels.triton is None, reason="triton not installed")
 def test_kernel_matches_reference_under_interpreter():
     # TRITON_INTERPRET must be set before triton is imported: run in a fresh interpreter.
-    proc = run_under_triton_interpreter(HERE / "_kernel_check.py", SRC)
+    proc = run_under_triton_interpreter(HERE / "_oto_kernel_check.py", SRC)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.strip().endswith("ok")
 

@@ -1,7 +1,0 @@
-"""Tests of the oto package (the generic run/resume tests in tests/test_papers_generic.py cover it too)."""
-
-from repro_oto.paper import PAPER
-
-
-def test_methods_have_a_baseline():
-    assert any(m.is_baseline for m in PAPER.methods.values())
