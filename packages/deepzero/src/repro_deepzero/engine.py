@@ -10,13 +10,15 @@ loop over coordinates.
 How the P perturbed forwards of one parameter tensor are computed (``mode``):
 
 * ``"naive"``: every perturbed query is a full forward pass from the network input with the
-  perturbed weights (stacked per query).
+  perturbed weights (stacked per query): the P queries of a batch recompute the unperturbed
+  layers before the perturbed one P times.
 * ``"reuse"`` (the paper's feature reuse): a perturbation of layer l restarts the forward pass
   from the cached input of layer l (one unperturbed forward per step fills the cache). The
   estimates are bit-identical to ``"naive"``: layer l and everything after it run the same
   code on the same inputs, and the cached input equals what the naive path recomputes (the
   rows of a CPU GEMM / convolution do not depend on how many other rows share the call — the
-  tests check the equality itself).
+  tests check the equality itself). In both, layer l evaluates its P perturbed weight copies
+  on the one shared input as a single GEMM / convolution with P x C_out stacked filters.
 * ``"rank_one"`` (ours): as ``"reuse"``, but the perturbed layer's output is not recomputed at
   all: a single-coordinate perturbation μ e_i of a weight changes the layer output by a
   rank-one, structured delta (linear W[j, i]: μ·x[:, i] in output unit j; conv W[o, c, u, v]:
@@ -31,7 +33,7 @@ forwards do), per perturbation group; the engine never touches running statistic
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -237,13 +239,6 @@ def loss_rows(name: str) -> LossRows:
     return table[name]
 
 
-def cross_entropy_channels_first(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per-query mean cross-entropy of logits laid out (P, C, B) -> (P,)."""
-    p, _, n = logits.shape
-    picked = logits.gather(1, y.reshape(1, 1, n).expand(p, 1, n)).squeeze(1)
-    return (torch.logsumexp(logits, 1) - picked).mean(1)
-
-
 class Program:
     """A model as engine ops, with its live parameters (read, never written)."""
 
@@ -352,16 +347,22 @@ class Program:
         i = self.param_op[name]
         p = len(idx)
         if mode == "naive":
-            logits = self.run((x.unsqueeze(0).expand(p, *x.shape), None), 0,
-                              {name: self.perturbed_copies(name, idx, mu)})
+            # every query recomputes the unperturbed layers before layer i (P copies: the cost that
+            # feature reuse removes); their P outputs are the same, so layer i's stacked weights
+            # then see one copy, exactly as under reuse
+            state: State = (x.unsqueeze(0).expand(p, *x.shape), None)
+            for op in self.ops[:i]:
+                state = apply_op(op, state, self.params, {})
+            state = (state[0][:1], None if state[1] is None else state[1][:1])
+            logits = self.run(state, i, {name: self.perturbed_copies(name, idx, mu)})
         elif mode == "reuse":
-            logits = self.run(self.expand(cache.inputs[i], p), i, {name: self.perturbed_copies(name, idx, mu)})
+            logits = self.run(cache.inputs[i], i, {name: self.perturbed_copies(name, idx, mu)})
         else:
-            fast = self._rank_one_through_next_linear(name, idx, mu, cache, final_channels_first=self.ce)
+            fast = self._rank_one_through_next_linear(name, idx, mu, cache, y if self.ce else None)
             if fast is not None:
                 out, start = fast
-                if start == len(self.ops) and self.ce:  # final logits, laid out (P, C, B)
-                    return cross_entropy_channels_first(out, y)
+                if start < 0:  # the per-query losses themselves (final layer, cross-entropy)
+                    return out
                 logits = self.run((out, None), start)
             else:
                 out = self.rank_one_output(name, idx, mu, cache, force_reference)
@@ -371,11 +372,14 @@ class Program:
         return self.loss(logits, y)
 
     def _rank_one_through_next_linear(self, name: str, idx: torch.Tensor, mu: float, cache: Cache,
-                                      final_channels_first: bool = False) -> tuple[torch.Tensor, int] | None:
+                                      y: torch.Tensor | None = None) -> tuple[torch.Tensor, int] | None:
         """MLP fast path of ``rank_one``: a perturbed linear unit stays a single unit through the
         element-wise activations after it, so the next linear layer's output moves by a rank-one
         update, (a(z_j + δ) − a(z_j)) W_next[:, j]; that output (P, B, O') is returned with the op to
-        continue from. None where the pattern (linear, element-wise ops, linear) does not apply."""
+        continue from. If that layer gives the logits and *y* is given (cross-entropy), the per-query
+        losses (P,) are returned instead, with op -1: samples whose δ is exactly 0 (a zero input
+        pixel, a unit that stays off under the ReLU) keep their unperturbed loss, and only the others
+        are evaluated. None where the pattern (linear, element-wise ops, linear) does not apply."""
         i = self.param_op[name]
         op = self.ops[i]
         if op.kind != "linear":
@@ -397,12 +401,16 @@ class Program:
             v = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}[self.ops[j].kind](v)
         delta = v - cache.inputs[k][0][0][:, unit].t()
         w_next = self.params[self.ops[k].params[0]]
-        if final_channels_first and k + 1 == len(self.ops):
-            # the network's logits: build them (P, C, B) so the loss reduces over a strided C axis
-            # (about twice as fast on a CPU as log-sum-exp over a length-C last axis)
-            out = cache.outputs[k][0].t().unsqueeze(0) + w_next[:, unit].t()[:, :, None] * delta[:, None, :]
-        else:
-            out = cache.outputs[k][0].unsqueeze(0) + delta[:, :, None] * w_next[:, unit].t()[:, None, :]
+        if y is not None and k + 1 == len(self.ops):
+            base_logits = cache.outputs[k][0]  # (B, C)
+            per_sample = torch.logsumexp(base_logits, 1) - base_logits.gather(1, y[:, None]).squeeze(1)
+            losses = per_sample.unsqueeze(0).repeat(len(idx), 1)  # (P, B)
+            p_i, b_i = torch.nonzero(delta, as_tuple=True)
+            if len(p_i):
+                logits = base_logits[b_i] + delta[p_i, b_i, None] * w_next[:, unit[p_i]].t()
+                losses[p_i, b_i] = torch.logsumexp(logits, 1) - logits.gather(1, y[b_i, None]).squeeze(1)
+            return losses.mean(1), -1
+        out = cache.outputs[k][0].unsqueeze(0) + delta[:, :, None] * w_next[:, unit].t()[:, None, :]
         return out, k + 1
 
 

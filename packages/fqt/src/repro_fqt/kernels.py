@@ -138,7 +138,8 @@ def quantize_rows(x2: torch.Tensor, bits: int, *, zero: torch.Tensor | None = No
     has_noise = stochastic and noise is not None
     noise_t = noise.float().contiguous() if has_noise else zero_t
     if seed is None:
-        seed = int(torch.randint(0, 2 ** 31 - 1, (1,), generator=generator).item()) if stochastic else 0
+        dev = generator.device if generator is not None else torch.device("cpu")
+        seed = int(torch.randint(0, 2 ** 31 - 1, (1,), generator=generator, device=dev).item()) if stochastic else 0
     _quantize_rows_kernel[(n_rows,)](
         x2, out, noise_t, zero_t, scale_t, n_cols, x2.stride(0), x2.stride(1), out.stride(0), out.stride(1),
         stride_z, float(Q.num_bins(bits)), Q.EPS, int(seed),

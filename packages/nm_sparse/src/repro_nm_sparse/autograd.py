@@ -92,25 +92,26 @@ class NMConv2dFunction(torch.autograd.Function):
 
 def nm_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, mask_f: torch.Tensor,
               mask_b: torch.Tensor, decay: float) -> torch.Tensor:
-    """Masked-dense N:M linear layer (boolean or 0/1 masks in the weight's shape)."""
-    return NMLinearFunction.apply(x, weight, bias, mask_f.to(weight.dtype) if mask_f.dtype == torch.bool else mask_f,
-                                  _same_or_cast(mask_b, mask_f, weight.dtype), decay)
+    """Masked-dense N:M linear layer (keep masks in the weight's shape, 0/1 in its dtype — boolean
+    ones are cast; ``mask_b is mask_f`` for STE / SR-STE)."""
+    mf, mb = _float_masks(mask_f, mask_b, weight.dtype)
+    return NMLinearFunction.apply(x, weight, bias, mf, mb, decay)
 
 
 def nm_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, mask_f: torch.Tensor,
               mask_b: torch.Tensor, decay: float, stride: Any = 1, padding: Any = 0, dilation: Any = 1) -> torch.Tensor:
-    """Masked-dense N:M conv2d (groups = 1, explicit zero padding)."""
-    mf = mask_f.to(weight.dtype) if mask_f.dtype == torch.bool else mask_f
-    return NMConv2dFunction.apply(x, weight, bias, mf, _same_or_cast(mask_b, mask_f, weight.dtype, mf), decay,
-                                  stride, padding, dilation)
+    """Masked-dense N:M conv2d (groups = 1, explicit zero padding; masks as in :func:`nm_linear`)."""
+    mf, mb = _float_masks(mask_f, mask_b, weight.dtype)
+    return NMConv2dFunction.apply(x, weight, bias, mf, mb, decay, stride, padding, dilation)
 
 
-def _same_or_cast(mask_b: torch.Tensor, mask_f: torch.Tensor, dtype: torch.dtype,
-                  cast_f: torch.Tensor | None = None) -> torch.Tensor:
-    """Keep "M_b is M_f" visible to the backward (one conv call) after the float cast."""
+def _float_masks(mask_f: torch.Tensor, mask_b: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """0/1 masks in the weight's dtype (CPU kernels mixing float and bool are slow), keeping
+    "M_b is M_f" visible to the backward (one convolution call)."""
+    mf = mask_f.to(dtype) if mask_f.dtype == torch.bool else mask_f
     if mask_b is mask_f:
-        return cast_f if cast_f is not None else mask_f.to(dtype)
-    return mask_b.to(dtype) if mask_b.dtype == torch.bool else mask_b
+        return mf, mf
+    return mf, (mask_b.to(dtype) if mask_b.dtype == torch.bool else mask_b)
 
 
 # ---- 2:4 semi-structured (CUDA) ------------------------------------------------------------------

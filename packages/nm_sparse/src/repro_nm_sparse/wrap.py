@@ -69,7 +69,7 @@ class _NMLayer(nn.Module):
         if mask_f is not None:
             if self.last_mask is not None and self.last_mask.shape == mask_f.shape:
                 self.counter.add_flips(int((self.last_mask != mask_f).sum()), mask_f.numel())
-            self.last_mask = mask_f.detach().clone()
+            self.last_mask = mask_f  # a fresh tensor every step, never written to
 
 
 class NMLinear(_NMLayer):
@@ -90,12 +90,14 @@ class NMLinear(_NMLayer):
         if not active:  # evaluation: the sparse network
             mf, _ = self.masks(False)
             return F.linear(x, self.weight * mf.to(self.weight.dtype), self.bias)
-        mf, mb = self.masks(p.bidirectional)
+        # BDWP's backward mask only where the activation gradient is computed (not for the first layer)
+        bidir = p.bidirectional and x.requires_grad
+        mf, mb = self.masks(bidir)
         self._record(x, x.numel() // self.in_features, mf)
-        mb = mb if p.bidirectional else mf
+        mb = mb if bidir else mf
         if p.semi_structured:
             return ag.semi_structured_linear(x, self.weight, self.bias, mf, mb, self.cfg.decay, p.semi_structured,
-                                             p.bidirectional)
+                                             bidir)
         return ag.nm_linear(x, self.weight, self.bias, mf, mb, self.cfg.decay)
 
     def extra_repr(self) -> str:
@@ -124,11 +126,12 @@ class NMConv2d(_NMLayer):
         if not active:
             mf, _ = self.masks(False)
             return self._conv(x, self.weight * mf.to(self.weight.dtype), self.bias)
-        mf, mb = self.masks(p.bidirectional)
-        mb = mb if p.bidirectional else mf
+        bidir = p.bidirectional and x.requires_grad
+        mf, mb = self.masks(bidir)
+        mb = mb if bidir else mf
         if p.semi_structured:
             out = ag.semi_structured_conv2d(x, self.weight, self.bias, mf, mb, self.cfg.decay, p.semi_structured,
-                                            p.bidirectional, self.stride, self.padding, self.dilation)
+                                            bidir, self.stride, self.padding, self.dilation)
         else:
             out = ag.nm_conv2d(x, self.weight, self.bias, mf, mb, self.cfg.decay, self.stride, self.padding,
                                self.dilation)

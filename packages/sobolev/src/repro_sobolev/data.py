@@ -2,9 +2,9 @@
 20 and 100 points, a dense test grid, values *and* input gradients.
 
 Layout (``repro_sobolev.sobolev`` reads it): rows x (N, F, 2) hold one point per test function
-(in the function's own domain coordinates; F functions), targets y (N, P, 3) the value and the two input derivatives of each of P
-*problems*: problem (function f, size n) = fit f from its first n training points. Problems of one
-function share their inputs: the 20-point training set is the first 20 points of the 100-point one
+(F functions, each in its own domain coordinates), targets y (N, P, 3) the value and the two input
+derivatives of each of P *problems*: problem (function f, size n) = fit f from its first n
+training points. Problems of one function share their inputs: the 20-point training set is the first 20 points of the 100-point one
 (nested, as when a data set grows), and the target of a problem is NaN ("not observed") on the
 training rows beyond its size. Validation rows (the workload's split, 25 more uniform points per
 function) and the test grid (G x G over the domain, default 100 x 100 = 10,000 points) are
@@ -106,11 +106,12 @@ SUITE = "sobolev_suite"
 DATASETS: tuple[DatasetSpec, ...] = (
     DatasetSpec(SUITE, "generated", "regression", suite_builder(FUNCTION_NAMES),
                 "the seven SFU test functions (Ackley, Beale, Booth, Bukin N.6, McCormick, Rosenbrock, "
-                "Styblinski–Tang) on their SFU domains, values standardised: 20- and 100-point training sets, 25 validation "
-                "points, a 100x100 test grid; values and input gradients", defaults=dict(DEFAULTS)),
+                "Styblinski–Tang) on their SFU domains, values standardised: 20- and 100-point training sets, "
+                "25 validation points, a 100x100 test grid; values and input gradients", defaults=dict(DEFAULTS)),
     *(DatasetSpec(f"sobolev_{f}", "generated", "regression", suite_builder((f,)),
-                  f"{get_function(f).title} on its SFU domain, values standardised: 20- and 100-point training sets, 25 "
-                  f"validation points, a 100x100 test grid; values and input gradients", defaults=dict(DEFAULTS))
+                  f"{get_function(f).title} on its SFU domain, values standardised: 20- and 100-point training "
+                  f"sets, 25 validation points, a 100x100 test grid; values and input gradients",
+                  defaults=dict(DEFAULTS))
       for f in FUNCTION_NAMES),
 )
 
@@ -136,7 +137,7 @@ HIDDEN_SMOKE = (64, 64)
 HIDDEN_PAPER = (256, 256)
 
 WORKLOADS: tuple[Workload, ...] = (
-    _workload("sobolev_suite", SUITE, FUNCTION_NAMES, HIDDEN_SMOKE, 2000,
+    _workload("sobolev_suite", SUITE, FUNCTION_NAMES, HIDDEN_SMOKE, 1000,
               "7 SFU functions x {20, 100} training points, one 2-64-64-1 ReLU MLP per problem, full batch"),
     _workload("sobolev_suite_256", SUITE, FUNCTION_NAMES, HIDDEN_PAPER, 20000,
               "7 SFU functions x {20, 100} training points, one 2-256-256-1 ReLU MLP per problem, full batch"),

@@ -88,21 +88,24 @@ def check_training_sets(ctx: RunContext, problems: list[str], sizes: dict[str, i
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
 def problem_metrics(pred: torch.Tensor, target: torch.Tensor, problems: list[str], sizes: dict[str, int],
                     split: str) -> dict[str, float]:
-    """Per-problem value and gradient MSE of *pred* against *target* ((N, P, 1 + d) each), and over
-    the functions of each training-set size their mean and the mean of their log10 (an error of 0
-    counts as ``TINY``)."""
+    """Per-problem value and gradient MSE of *pred* against *target* ((N, P, 1 + d) each) and their
+    log10, and over the functions of each training-set size their mean and the mean of their log10
+    (an error of 0 counts as ``TINY``). Claims compare log10 errors: errors of one problem vary over
+    seeds by factors, and a difference of logs is a (geometric-mean) ratio with a far narrower CI."""
     values = value_errors(pred.double(), target.double()).tolist()
     grads = gradient_errors(pred.double(), target.double()).tolist()
     out: dict[str, float] = {}
     for name, v, g in zip(problems, values, grads):
         out[f"{split}_value_mse_{name}"] = v
         out[f"{split}_grad_mse_{name}"] = g
+        out[f"{split}_value_mse_log10_{name}"] = math.log10(max(v, TINY))
+        out[f"{split}_grad_mse_log10_{name}"] = math.log10(max(g, TINY))
     for n in sorted(set(sizes.values())):
         members = [i for i, name in enumerate(problems) if sizes[name] == n]
         for kind, errs in (("value", values), ("grad", grads)):

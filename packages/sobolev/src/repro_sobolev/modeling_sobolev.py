@@ -88,12 +88,14 @@ class SobolevNet(nn.Module):
                  hidden: Sequence[int] = (256, 256), activation: str = "relu", derivatives: str = "autograd") -> None:
         super().__init__()
         if derivatives not in DERIVATIVES:
-            raise ReproError(f"SobolevNet: unknown derivatives {derivatives!r}; valid choices: {', '.join(DERIVATIVES)}")
+            raise ReproError(f"SobolevNet: unknown derivatives {derivatives!r}; "
+                             f"valid choices: {', '.join(DERIVATIVES)}")
         if not columns or min(columns) < 0:
             raise ReproError(f"SobolevNet: columns must be a non-empty list of input columns, got {list(columns)}")
         bounds = torch.tensor([[list(map(float, b)) for b in dom] for dom in domains], dtype=torch.float32)
         if bounds.dim() != 3 or bounds.shape[2] != 2 or bool((bounds[..., 1] <= bounds[..., 0]).any()):
-            raise ReproError(f"SobolevNet: domains must be [[lo, hi] per input] per function with lo < hi, got {domains}")
+            raise ReproError(f"SobolevNet: domains must be [[lo, hi] per input] per function with lo < hi, "
+                             f"got {domains}")
         if max(columns) >= len(bounds):
             raise ReproError(f"SobolevNet: column {max(columns)} has no domain ({len(bounds)} given)")
         self.register_buffer("columns", torch.tensor([int(c) for c in columns], dtype=torch.long), persistent=False)
