@@ -81,6 +81,15 @@ def test_snakemake_then_dvc_reproduce_and_track(project_copy: Path):
     run(["snakemake", "--report", "report.zip"], project)  # the reports are registered for --report
     assert (project / "report.zip").stat().st_size > 10_000
 
+    # --- the leaderboard: enkf's gradient methods and the board baseline on both board workloads ---
+    board = (project / "reports/leaderboard.md").read_text()
+    assert "## Performance profiles" in board and "`core/baseline`" in board and "`enkf/gd_converged`" in board
+    assert "`enkf/esmda`" in board and "declares no setup for shared workloads" in board  # not applicable
+    assert (project / "reports/leaderboard/performance_profile.png").stat().st_size > 1000
+    assert "leaderboard.html" in (project / "reports/index.html").read_text()
+    board_runs, _ = _mlflow_runs(project, "leaderboard")
+    assert len(board_runs) == 2 * 3 * SEEDS + 1  # workloads x (baseline + 2 gd methods) x seeds + board/smoke
+
     runs, parents = _mlflow_runs(project, "enkf")
     assert len(runs) == 2 * 4 * SEEDS  # experiments x methods x seeds (the parent run aside)
     (parent,) = parents  # one reproduction run per paper x scale, made by the report
@@ -104,7 +113,8 @@ def test_snakemake_then_dvc_reproduce_and_track(project_copy: Path):
     trainer.write_text(original + "\n# an edit of the core\n")
     planned = _planned(project)
     assert planned.get("train") == 2 * 4 * SEEDS and "prepare_data" not in planned, planned
-    assert set(planned) <= {"train", "evaluate", "report", "index", "all"}, planned
+    assert planned.get("leaderboard_train") == 2, planned  # the board runs the core's code too
+    assert set(planned) <= {"train", "evaluate", "report", "leaderboard_train", "leaderboard", "index", "all"}, planned
     dvc_changed = set(re.findall(r"^(\S+):\s*$", run(["dvc", "status"], project).stdout, re.M))
     assert {s for s in dvc_changed if s.startswith("train_")} == {
         f"train_enkf_smoke_{e}_{m}_seed{s}" for e in ("sine", "mexican_hat")

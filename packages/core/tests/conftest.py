@@ -67,7 +67,7 @@ def project(tmp_path, monkeypatch) -> Path:
     params = yaml.safe_load((MAIN / "params.yaml").read_text())
     params["papers"] = ["fake"]
     # The leaderboard's stages have their own tests (test_leaderboard.py); off for the paper DAG tests.
-    params["leaderboard"] = {**params["leaderboard"], "workloads": {"smoke": [], "paper": []}}
+    params["leaderboard"] = {**params["leaderboard"], "methods": "all", "workloads": {"smoke": [], "paper": []}}
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     shutil.copyfile(MAIN / SCHEMA, root / SCHEMA)
     monkeypatch.setenv("REPRO_ROOT", str(root))

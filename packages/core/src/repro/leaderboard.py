@@ -41,7 +41,7 @@ from repro.errors import ReproError, unknown
 from repro.figures import plot_profiles, plot_speedups
 from repro.files import write_json, write_text
 from repro.paper import Method, NotApplicable
-from repro.papers import get_paper
+from repro.papers import get_paper, paper_slugs
 from repro.registry import Registry
 from repro.report import to_html
 from repro.run import execute, make_context
@@ -197,7 +197,9 @@ def entrant_for(bw: BoardWorkload, paper: str, method: Method) -> Entrant:
 
 
 def entrants(bw: BoardWorkload, papers: Sequence[str], methods: str | Sequence[str] = "all") -> list[Entrant]:
-    """The board baseline, then every method of *papers* (``methods``: "all" or ``paper/method`` ids)."""
+    """The board baseline, then every method of *papers* (``methods``: "all" or ``paper/method``
+    ids; an id of an installed paper that is not selected is skipped, so one list serves any
+    ``papers`` selection)."""
     wanted = None if methods == "all" else set(methods)
     out = [Entrant("core", "baseline", BOARD_BASELINE.description,
                    {**bw.baseline, **_protocol(bw)}, paper_baseline=True)]
@@ -208,8 +210,10 @@ def entrants(bw: BoardWorkload, papers: Sequence[str], methods: str | Sequence[s
             known.add(f"{slug}/{name}")
             if wanted is None or f"{slug}/{name}" in wanted:
                 out.append(entrant_for(bw, slug, method))
+    installed = set(paper_slugs()) - set(papers)
     for m in sorted((wanted or set()) - known):
-        raise unknown("leaderboard method (config key 'leaderboard.methods')", m, sorted(known))
+        if m.split("/", 1)[0] not in installed:
+            raise unknown("leaderboard method (config key 'leaderboard.methods')", m, sorted(known))
     return out
 
 
