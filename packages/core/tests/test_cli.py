@@ -249,7 +249,7 @@ def test_pipeline_dvc_write_and_check(project, capsys):
     assert "${datasets.sine}" in (project / "dvc.yaml").read_text()
     code, out, _ = run_cli(capsys, ["pipeline", "dvc", "--check"])
     assert code == 0 and "up to date" in out
-    (project / "params.yaml").write_text((project / "params.yaml").read_text().replace("smoke: 5", "smoke: 4"))
+    (project / "params.yaml").write_text((project / "params.yaml").read_text().replace("smoke: 3", "smoke: 4"))
     code, _, err = run_cli(capsys, ["pipeline", "dvc", "--check"])
     assert code == 2 and "repro pipeline dvc" in error_line(err)
 
@@ -259,7 +259,7 @@ def test_pipeline_stages_applies_options(project, capsys):
     assert code == 0
     stages = [json.loads(line) for line in out.splitlines()]
     assert stages[-1]["name"] == "index" and stages[-1]["cmd"] == "repro index --scale smoke --papers fake"
-    assert sum(s["name"].startswith("train_") for s in stages) == 2 * 2 * 5
+    assert sum(s["name"].startswith("train_") for s in stages) == 2 * 2 * 3  # experiments x methods x the smoke seeds of params.yaml
 
 
 def test_parser_has_every_subcommand():

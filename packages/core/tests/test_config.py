@@ -18,8 +18,8 @@ def test_load_real_params(project):
     config = cfg.load()
     assert config["scale"] == "smoke"
     assert config["papers"] == ["fake"]
-    assert config["seeds"] == {"smoke": 5, "paper": 5}
-    assert cfg.seeds(config) == [0, 1, 2, 3, 4]
+    assert config["seeds"] == {"smoke": 3, "paper": 5}
+    assert cfg.seeds(config) == [0, 1, 2]
     assert config["datasets"]["sine"]["n_train"] == 200
 
 

@@ -28,14 +28,14 @@ def test_train_stages_one_per_experiment_method_seed(config):
     paper = get_paper("fake")
     expected = {f"train_fake_smoke_{e.name}_{m}_seed{s}"
                 for e in paper.experiments_at("smoke").values() for m in e.methods for s in cfg.seeds(config)}
-    assert len(expected) == 2 * 2 * 5
+    assert len(expected) == 2 * 2 * 3
     assert {s.name for s in train} == expected and len(train) == len(expected)
     names = [s.name for s in all_stages]
     assert len(names) == len(set(names))
-    s = next(s for s in train if s.name == "train_fake_smoke_hat_boosted_seed3")
-    assert s.cmd == ("repro run fake --scale smoke --experiment hat --method boosted --seed 3 --threads 1 "
+    s = next(s for s in train if s.name == "train_fake_smoke_hat_boosted_seed2")
+    assert s.cmd == ("repro run fake --scale smoke --experiment hat --method boosted --seed 2 --threads 1 "
                      "--no-progress")
-    assert s.outs == ["results/fake/smoke/hat/boosted/seed3.json"]
+    assert s.outs == ["results/fake/smoke/hat/boosted/seed2.json"]
 
 
 def test_commands_carry_the_configuration(project):
@@ -194,10 +194,10 @@ def test_evaluate_report_and_index(config):
     assert set(evaluate.deps) == trials
     assert evaluate.outs == ["results/fake/smoke/claims.json"]
     assert evaluate.metrics == ["results/fake/smoke/metrics.json"]
-    assert evaluate.cmd == "repro evaluate fake --scale smoke --seeds 5"
+    assert evaluate.cmd == "repro evaluate fake --scale smoke --seeds 3"
     report = s["report_fake"]
     assert "results/fake/smoke/claims.json" in report.deps and trials <= set(report.deps)
-    assert report.cmd == "repro report fake --scale smoke --seeds 5"
+    assert report.cmd == "repro report fake --scale smoke --seeds 3"
     assert report.outs == ["reports/fake"]
     assert s["index"].deps == ["reports/fake"]
     assert s["index"].cmd == "repro index --scale smoke --papers fake"

@@ -1,4 +1,4 @@
-"""Run by test_kernels.py in a subprocess with TRITON_INTERPRET=1 set before triton is imported.
+"""Run by test_fqt_kernels.py in a subprocess with TRITON_INTERPRET=1 set before triton is imported.
 
 The Triton quantizer against the PyTorch reference on identical inputs (the same rounding noise),
 its seeded Philox path (reproducible, on the levels, unbiased), and the golden values of the

@@ -1,4 +1,4 @@
-"""Run by test_kernels.py in a subprocess with TRITON_INTERPRET=1 set before triton is imported:
+"""Run by test_nm_sparse_kernels.py in a subprocess with TRITON_INTERPRET=1 set before triton is imported:
 the fused Triton mask + pack kernel against the PyTorch reference, exactly (int masks, copied values)."""
 
 import os

@@ -1,4 +1,4 @@
-"""Run by test_kernels.py in a subprocess with TRITON_INTERPRET=1 set before triton is imported:
+"""Run by test_sobolev_kernels.py in a subprocess with TRITON_INTERPRET=1 set before triton is imported:
 the fused forward + tangent kernel and its autograd Function against the PyTorch reference (fp32)."""
 
 import os
