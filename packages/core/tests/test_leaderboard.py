@@ -232,3 +232,13 @@ def test_board_stages_in_the_dag(project, config):
     assert pipeline.leaderboard_cores(cfg, 8) == 8  # timed: runs alone at the smoke scale
     off = {**config, "leaderboard": {**config["leaderboard"], "workloads": {"smoke": [], "paper": []}}}
     assert not any(n.startswith("leaderboard") for n in (s.name for s in pipeline.stages(off)))
+
+
+def test_a_methods_fixed_switch_wins_over_the_board_settings(project, board, monkeypatch):
+    """WUS's `_lr` methods fix a step schedule; a board whose baseline uses cosine must not clash."""
+    cosine = L.BoardWorkload(**{**board.__dict__, "name": "sine_cosine",
+                                "baseline": {**board.baseline, "lr_schedule": "cosine"}})
+    monkeypatch.setitem(L.BOARD._items, cosine.name, cosine)
+    stepped = gradient_method("stepped", "fixes a step schedule", fixed={"lr_schedule": "step"})
+    e = L.entrant_for(cosine, "fake", stepped)
+    assert e.hparams["lr_schedule"] == "step" and e.hparams["epochs"] == cosine.epochs

@@ -191,6 +191,8 @@ def entrant_for(bw: BoardWorkload, paper: str, method: Method) -> Entrant:
     except NotApplicable as exc:
         return Entrant(paper, method.name, method.description, None, str(exc), method.is_baseline)
     base = {**bw.baseline, **_protocol(bw)} if method.gradient else {"epochs": bw.epochs}
+    # the method's fixed switches define it (e.g. WUS's step schedule): they win over the board's settings
+    base = {k: v for k, v in base.items() if k not in method.fixed}
     hparams = method.hparams({**base, **setup}, f"leaderboard setup of {paper}/{method.name} on {bw.name!r}")
     method.validate(hparams)
     return Entrant(paper, method.name, method.description, hparams, "", method.is_baseline)
