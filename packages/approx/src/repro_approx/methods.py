@@ -14,7 +14,6 @@ seed — to keep smoke trials short).
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import torch
@@ -47,18 +46,9 @@ class ApproxHook(Hook):
         self.counter.load_state_dict(state["counter"])
 
 
-def subset(ctx: RunContext, n: int) -> None:
-    """Restrict ``ctx.data``'s training split to a fixed subset of *n* samples (seed-independent)."""
-    total = len(ctx.data.x_train)
-    if n >= total:
-        return
-    keep = torch.randperm(total, generator=torch.Generator().manual_seed(0))[:n].sort().values.to(ctx.device)
-    ctx.data = dataclasses.replace(ctx.data, x_train=ctx.data.x_train[keep], y_train=ctx.data.y_train[keep])
-
-
 def _hooks(ctx: RunContext, cfg: ApproxTrainConfig, gd: GradientConfig) -> list[Hook]:
     if cfg.train_subset is not None:
-        subset(ctx, cfg.train_subset)
+        ctx.use_train_subset(cfg.train_subset)
     return [ApproxHook(cfg)]
 
 

@@ -8,6 +8,7 @@ trial leaves no file that looks finished.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import random
@@ -66,6 +67,15 @@ class RunContext:
     progress: bool = True
     mlflow_run_id: str = ""
     eval_time_s: float = 0.0
+
+    def use_train_subset(self, n: int) -> None:
+        """Restrict the training split to a fixed subset of *n* samples (the same for every seed and
+        method; validation and test untouched). No-op when *n* covers the whole split."""
+        total = len(self.data.x_train)
+        if n >= total:
+            return
+        keep = torch.randperm(total, generator=torch.Generator().manual_seed(0))[:n].sort().values.to(self.device)
+        self.data = dataclasses.replace(self.data, x_train=self.data.x_train[keep], y_train=self.data.y_train[keep])
 
     def count_forward(self, n: int) -> None:
         self.forward_evals += int(n)

@@ -20,7 +20,6 @@ cache pass, each perturbed query, ZO-GraSP's) goes through ``ctx.count_forward``
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import torch
@@ -46,15 +45,6 @@ from repro_deepzero.zo_grasp import (active_counts, class_balanced_sample, layer
 # runs are this package's GPU experiments, not the board's.
 ZO_MAX_PARAMS = 10_000  # cge_sparse_reuse
 ZO_MAX_PARAMS_QUADRATIC = 2_000  # cge, cge_sparse, rge
-
-
-def subset(ctx: RunContext, n: int) -> None:
-    """Restrict ``ctx.data``'s training split to a fixed subset of *n* samples (seed-independent)."""
-    total = len(ctx.data.x_train)
-    if n >= total:
-        return
-    keep = torch.randperm(total, generator=torch.Generator().manual_seed(0))[:n].sort().values.to(ctx.device)
-    ctx.data = dataclasses.replace(ctx.data, x_train=ctx.data.x_train[keep], y_train=ctx.data.y_train[keep])
 
 
 def matched_rge_queries(prog: engine.Program, sparsity: float) -> int:
@@ -189,7 +179,7 @@ class ZerothOrderGradient(Hook):
 
 def _hooks(ctx: RunContext, cfg: DeepZeroConfig, gd: GradientConfig) -> list[Hook]:
     if cfg.train_subset is not None:
-        subset(ctx, cfg.train_subset)
+        ctx.use_train_subset(cfg.train_subset)
     if cfg.estimator == "fo":
         return []
     return [ZerothOrderGradient(cfg, ctx.workload.loss)]

@@ -14,7 +14,6 @@ Methods: ``exact`` (the baseline: plain layers), ``qat`` (8-bit forward, exact b
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import torch
@@ -75,18 +74,9 @@ def probe_batches(ctx: RunContext, batch_size: int, n: int) -> list[tuple[torch.
     return [(x[order[i:i + batch_size]], y[order[i:i + batch_size]]) for i in range(0, len(order), batch_size)]
 
 
-def subset(ctx: RunContext, n: int) -> None:
-    """Restrict ``ctx.data``'s training split to a fixed subset of *n* samples (seed-independent)."""
-    total = len(ctx.data.x_train)
-    if n >= total:
-        return
-    keep = torch.randperm(total, generator=torch.Generator().manual_seed(0))[:n].sort().values.to(ctx.device)
-    ctx.data = dataclasses.replace(ctx.data, x_train=ctx.data.x_train[keep], y_train=ctx.data.y_train[keep])
-
-
 def _hooks(ctx: RunContext, cfg: FQTConfig, gd: GradientConfig) -> list[Hook]:
     if cfg.train_subset is not None:
-        subset(ctx, cfg.train_subset)
+        ctx.use_train_subset(cfg.train_subset)
     return [QuantizedTraining(cfg, gd.batch_size or ctx.workload.batch_size)]
 
 

@@ -20,7 +20,6 @@ N:M (``n``, ``m``; default 2:8) is a tunable hyper-parameter of every sparse met
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import torch
@@ -79,18 +78,9 @@ class NMSparseHook(Hook):
         self._pending_masks = dict(state.get("last_masks", {}))
 
 
-def subset(ctx: RunContext, n: int) -> None:
-    """Restrict ``ctx.data``'s training split to a fixed subset of *n* samples (seed-independent)."""
-    total = len(ctx.data.x_train)
-    if n >= total:
-        return
-    keep = torch.randperm(total, generator=torch.Generator().manual_seed(0))[:n].sort().values.to(ctx.device)
-    ctx.data = dataclasses.replace(ctx.data, x_train=ctx.data.x_train[keep], y_train=ctx.data.y_train[keep])
-
-
 def _hooks(ctx: RunContext, cfg: NmSparseConfig, gd: GradientConfig) -> list[Hook]:
     if cfg.train_subset is not None:
-        subset(ctx, cfg.train_subset)
+        ctx.use_train_subset(cfg.train_subset)
     return [NMSparseHook(cfg)]
 
 
