@@ -34,6 +34,10 @@ def test_new_paper_scaffold_installs_and_passes_the_generic_tests(project_copy):
     pyproject = (project_copy / "pyproject.toml").read_text()
     assert '"repro-demo"' in pyproject and "repro-demo = { workspace = true }" in pyproject
     assert "repro-demo" in (project_copy / "uv.lock").read_text()
+    for dockerfile in ("Dockerfile", "Dockerfile.cuda"):
+        assert f"containers/{dockerfile}" in out
+        assert "COPY packages/demo/pyproject.toml packages/demo/pyproject.toml" in (
+            project_copy / "containers" / dockerfile).read_text()
     env = {"UV_PROJECT_ENVIRONMENT": str(project_copy / ".venv")}
     run(["uv", "sync", "--frozen", "--quiet"], project_copy, **env)
     papers = run(["uv", "run", "--frozen", "repro", "papers"], project_copy, **env).stdout

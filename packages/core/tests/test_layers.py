@@ -11,7 +11,8 @@ from pathlib import Path
 import repro
 
 SRC = Path(repro.__file__).parent
-LEAVES = {"repro.errors", "repro.scales", "repro.files", "repro.stats", "repro.checksums", "repro.timing"}
+LEAVES = {"repro.errors", "repro.scales", "repro.files", "repro.stats", "repro.checksums", "repro.timing",
+          "repro.kernels"}
 LAZY_ALLOWED = {"repro.cli", ("repro.tracking", "repro.figures")}
 
 

@@ -28,10 +28,11 @@ both paths against the reference's decisions on a golden stream (tests/golden_re
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import torch
+
+from repro.kernels import interpreting, triton_available  # noqa: F401 (re-exported)
 
 
 def select_reference(xf: torch.Tensor, y: torch.Tensor, w: torch.Tensor, u: torch.Tensor, base_prob: float,
@@ -50,17 +51,6 @@ def fused_select_reference(logits: torch.Tensor, xf: torch.Tensor, y: torch.Tens
     idx[: len(accepted)] = accepted
     return {"losses": losses, "prob": prob, "accept": coins < prob, "idx": idx,
             "count": torch.tensor(len(accepted), device=y.device)}
-
-
-def triton_available() -> bool:
-    """Whether triton is installed (without importing it: see ``_kernels``)."""
-    import importlib.util
-
-    return importlib.util.find_spec("triton") is not None
-
-
-def interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
 def _kernels() -> tuple[Any, Any]:

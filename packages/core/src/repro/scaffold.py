@@ -3,7 +3,8 @@
 Writes ``packages/<slug>/`` (README card with generated-table markers, ``metadata.json``,
 ``pyproject.toml`` with the ``repro.papers`` entry point, ``src/repro_<slug>/{__init__,
 configuration_<slug>, methods, paper}.py``, ``claims.yaml``, ``tests/``, ``benchmarks/``), adds the
-package to the root ``pyproject.toml`` (dependencies and ``[tool.uv.sources]``) and runs
+package to the root ``pyproject.toml`` (dependencies and ``[tool.uv.sources]``) and to the
+containers' dependency layer (``containers/Dockerfile*``), and runs
 ``uv lock``. The scaffold trains as it is — a gradient baseline and a placeholder method on the
 ``digits_mlp`` workload — so it passes the generic per-paper tests before any paper code exists.
 """
@@ -213,6 +214,29 @@ def _register(root: Path, slug: str) -> None:
     pyproject.write_text(text)
 
 
+MANIFEST_COPY = re.compile(r"(?m)^COPY packages/(\w+)/pyproject\.toml packages/\1/pyproject\.toml\n")
+
+
+def _register_containers(root: Path, slug: str) -> list[Path]:
+    """Copy the new package's manifest in every container's dependency layer, after the others
+    (``uv sync --frozen`` there needs every workspace member's pyproject.toml)."""
+    written = []
+    for dockerfile in sorted((root / "containers").glob("Dockerfile*")):
+        text = dockerfile.read_text()
+        line = f"COPY packages/{slug}/pyproject.toml packages/{slug}/pyproject.toml\n"
+        if line in text:
+            continue
+        last = None
+        for last in MANIFEST_COPY.finditer(text):
+            pass
+        if last is None:
+            raise ReproError(f"{paths.rel(dockerfile)}: no `COPY packages/<slug>/pyproject.toml ...` line to add "
+                             f"packages/{slug}/pyproject.toml after")
+        dockerfile.write_text(text[:last.end()] + line + text[last.end():])
+        written.append(dockerfile)
+    return written
+
+
 def new_paper(slug: str, title: str = "", lock: bool = True) -> list[Path]:
     if not SLUG.match(slug):
         raise ReproError(f"paper slug {slug!r} must be lower-case letters, digits and _ (2-31 chars, a letter first)")
@@ -233,6 +257,7 @@ def new_paper(slug: str, title: str = "", lock: bool = True) -> list[Path]:
         written.append(path)
     _register(root, slug)
     written.append(root / "pyproject.toml")
+    written += _register_containers(root, slug)
     if lock:
         uv = shutil.which("uv")
         if uv is None:

@@ -21,23 +21,18 @@ autotune: it needs a driver). Triton is imported lazily so listing papers does n
 from __future__ import annotations
 
 import functools
-import os
 
 import torch
 import torch.nn.functional as F
 
-
-def interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "") == "1"
+from repro.kernels import interpreting, load_triton, triton_available, use_triton  # noqa: F401 (re-exported)
 
 
 @functools.cache
 def _triton():
     """(triton, kernel) or None when triton is not installed."""
-    try:
-        import triton
-        import triton.language as tl
-    except ImportError:  # pragma: no cover - depends on the install
+    triton, tl = load_triton()
+    if triton is None:  # pragma: no cover - depends on the install
         return None
 
     @triton.jit
@@ -68,14 +63,6 @@ def _triton():
         tl.store(out_ptr + p * N + offs, val.to(out_ptr.dtype.element_ty), mask=m)
 
     return triton, _structured_delta_kernel
-
-
-def triton_available() -> bool:
-    return _triton() is not None
-
-
-def use_triton(t: torch.Tensor) -> bool:
-    return (t.is_cuda or interpreting()) and triton_available()
 
 
 def structured_delta_reference(base: torch.Tensor, src: torch.Tensor | None, co: torch.Tensor, ci: torch.Tensor,

@@ -22,26 +22,13 @@ it needs a GPU driver the interpreter lacks).
 
 from __future__ import annotations
 
-import os
-
 import torch
+
+from repro.kernels import interpreting, load_triton, use_triton  # noqa: F401 (re-exported)
 
 from repro_fqt import quantizers as Q
 
-try:  # triton is optional (CPU-only installs use the references)
-    import triton
-    import triton.language as tl
-except ImportError:  # pragma: no cover - depends on the install
-    triton = None
-    tl = None
-
-
-def interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "") == "1"
-
-
-def use_triton(t: torch.Tensor) -> bool:
-    return triton is not None and (t.is_cuda or interpreting())
+triton, tl = load_triton()
 
 
 if triton is not None:

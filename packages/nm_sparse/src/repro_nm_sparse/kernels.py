@@ -26,28 +26,14 @@ The interpreter is exact here (comparisons and integer counts; values are copied
 
 from __future__ import annotations
 
-import os
-
 import torch
 
 from repro.errors import ReproError
+from repro.kernels import interpreting, load_triton, use_triton  # noqa: F401 (re-exported)
 
 from repro_nm_sparse.masks import check_pattern, nm_mask_pack_reference
 
-try:  # triton is optional (CPU-only installs use the reference)
-    import triton
-    import triton.language as tl
-except ImportError:  # pragma: no cover - depends on the install
-    triton = None
-    tl = None
-
-
-def interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "") == "1"
-
-
-def use_triton(t: torch.Tensor) -> bool:
-    return triton is not None and (t.is_cuda or interpreting())
+triton, tl = load_triton()
 
 
 if triton is not None:

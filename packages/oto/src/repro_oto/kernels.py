@@ -22,29 +22,22 @@ under ``TRITON_INTERPRET=1``). fp32 parameters only (others take the reference p
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import torch
 
+from repro.kernels import interpreting, load_triton
+from repro.kernels import use_triton as use_triton_for
+
 from repro_oto.hspg import DELTA, MODES, rows, step_reference
 
-try:  # triton is optional (CPU-only installs use the reference)
-    import triton
-    import triton.language as tl
-except ImportError:  # pragma: no cover - depends on the install
-    triton = None
-    tl = None
+triton, tl = load_triton()
 
 MODE_CODE = {"subgradient": 0, "half_space": 1, "prox": 2}
 
 
-def interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "") == "1"
-
-
 def use_triton(t: torch.Tensor) -> bool:
-    return triton is not None and (t.is_cuda or interpreting()) and t.dtype == torch.float32
+    return use_triton_for(t, dtypes=(torch.float32,))
 
 
 if triton is not None:

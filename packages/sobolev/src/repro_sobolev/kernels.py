@@ -24,24 +24,11 @@ under the interpreter (its reduced-precision arithmetic is not faithful).
 
 from __future__ import annotations
 
-import os
-
 import torch
 
-try:  # triton is optional (CPU-only installs use the reference)
-    import triton
-    import triton.language as tl
-except ImportError:  # pragma: no cover - depends on the install
-    triton = None
-    tl = None
+from repro.kernels import interpreting, load_triton, use_triton  # noqa: F401 (re-exported)
 
-
-def interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "") == "1"
-
-
-def use_triton(t: torch.Tensor) -> bool:
-    return triton is not None and (t.is_cuda or interpreting())
+triton, tl = load_triton()
 
 
 # ---- reference ----------------------------------------------------------------------------------
