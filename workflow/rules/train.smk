@@ -1,18 +1,17 @@
 rule train:
-    """One trial: a method on an experiment's workload with one seed; logged to MLflow."""
+    """The trials of a method on an experiment's workload, every seed in one process (a result
+    file and an MLflow run per seed)."""
     input:
         data=lambda wc: pipeline.train_input(wc.paper, wc.scale, wc.experiment),
     output:
-        result="results/{paper}/{scale}/{experiment}/{method}/seed{seed}.json",
+        results=expand("results/{{paper}}/{{scale}}/{{experiment}}/{{method}}/seed{seed}.json", seed=SEEDS),
     params:
         # workload + hyper-parameters + content hash of the core's and the paper's source:
         # a change re-runs the trial (Snakemake's params trigger)
         signature=lambda wc: pipeline.trial_signature(wc.paper, wc.scale, wc.experiment, wc.method),
-        cmd=lambda wc: pipeline.train_cmd(wc.paper, wc.scale, wc.experiment, wc.method, wc.seed, config),
+        cmd=lambda wc: pipeline.train_cmd(wc.paper, wc.scale, wc.experiment, wc.method, config),
     log:
-        "logs/train/{paper}/{scale}/{experiment}/{method}/seed{seed}.log",
-    wildcard_constraints:
-        seed=r"\d+",
+        "logs/train/{paper}/{scale}/{experiment}/{method}.log",
     # timed experiments run alone (every core reserved), so co-running jobs do not skew their times
     threads: lambda wc: pipeline.trial_cores(wc.paper, wc.scale, wc.experiment, config, workflow.cores)
     resources:

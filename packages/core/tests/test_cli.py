@@ -45,6 +45,7 @@ def error_line(err: str) -> str:
          ["method", "'nope'", "valid choices: boosted, gd"]),
         (["run", "fake", "--experiment", "sine", "--method", "gd", "--seed", "0", "--threads", "0"],
          ["--threads must be >= 1"]),
+        (["run", "fake", "--experiment", "sine", "--method", "gd", "--seeds", "0"], ["--seeds must be >= 1"]),
         (["data", "prepare", "nope"], ["unknown dataset 'nope'", "sine"]),
         (["data", "prepare", "sine", "--bogus", "1"], ["'datasets.sine'", "'bogus' was unexpected"]),
         (["data", "prepare", "sine", "--n_train", "1"], ["'datasets.sine.n_train'", "less than the minimum"]),
@@ -71,6 +72,28 @@ def test_run_with_scale_out_of_choices_is_an_argparse_error(project, capsys):
         main(["run", "fake", "--experiment", "sine", "--method", "gd", "--seed", "0", "--scale", "huge"])
     assert info.value.code == 2
     assert "invalid choice: 'huge'" in capsys.readouterr().err
+
+
+def test_run_seeds_runs_each_seed_as_its_own_trial(project, sine_data, capsys):
+    code, out, err = run_cli(capsys, ["run", "fake", "--experiment", "sine", "--method", "gd", "--seeds", "2"])
+    assert code == 0, err
+    files = [project / "results" / "fake" / "smoke" / "sine" / "gd" / f"seed{s}.json" for s in (0, 1)]
+    assert all(f"wrote {f.relative_to(project)}" in out for f in files)
+    one = [json.loads(f.read_text()) for f in files]
+    assert [r["seed"] for r in one] == [0, 1]
+    assert one[0]["summary"]["test_rmse"] != one[1]["summary"]["test_rmse"]  # two seeds, two trials
+    again = json.loads(files[1].read_text())
+    code, _, _ = run_cli(capsys, ["run", "fake", "--experiment", "sine", "--method", "gd", "--seed", "1"])
+    assert code == 0
+    alone = json.loads(files[1].read_text())
+    assert alone["summary"]["test_rmse"] == again["summary"]["test_rmse"]  # a seed's trial is the same alone
+
+
+def test_run_needs_exactly_one_of_seed_and_seeds(project, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["run", "fake", "--experiment", "sine", "--method", "gd", "--seed", "0", "--seeds", "2"])
+    assert info.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
 
 
 def test_invalid_params_yaml_is_a_user_error(project, capsys):

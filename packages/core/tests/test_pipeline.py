@@ -22,20 +22,19 @@ def by_name(config, dvc=False):
     return {s.name: s for s in stages(config, dvc=dvc)}
 
 
-def test_train_stages_one_per_experiment_method_seed(config):
+def test_train_stages_one_per_experiment_method_running_every_seed(config):
     all_stages = stages(config)
     train = [s for s in all_stages if s.name.startswith("train_")]
     paper = get_paper("fake")
-    expected = {f"train_fake_smoke_{e.name}_{m}_seed{s}"
-                for e in paper.experiments_at("smoke").values() for m in e.methods for s in cfg.seeds(config)}
-    assert len(expected) == 2 * 2 * 3
+    expected = {f"train_fake_smoke_{e.name}_{m}" for e in paper.experiments_at("smoke").values() for m in e.methods}
+    assert len(expected) == 2 * 2
     assert {s.name for s in train} == expected and len(train) == len(expected)
     names = [s.name for s in all_stages]
     assert len(names) == len(set(names))
-    s = next(s for s in train if s.name == "train_fake_smoke_hat_boosted_seed2")
-    assert s.cmd == ("repro run fake --scale smoke --experiment hat --method boosted --seed 2 --threads 1 "
+    s = next(s for s in train if s.name == "train_fake_smoke_hat_boosted")
+    assert s.cmd == ("repro run fake --scale smoke --experiment hat --method boosted --seeds 3 --threads 1 "
                      "--no-progress")
-    assert s.outs == ["results/fake/smoke/hat/boosted/seed2.json"]
+    assert s.outs == [f"results/fake/smoke/hat/boosted/seed{k}.json" for k in range(3)]
 
 
 def test_commands_carry_the_configuration(project):
@@ -44,8 +43,8 @@ def test_commands_carry_the_configuration(project):
                                  "mlflow": {"tracking_uri": "http://mlflow.example:5000"}})
     s = by_name(config)
     train = [v for k, v in s.items() if k.startswith("train_")]
-    assert len(train) == 2 * 2 * 4
-    assert all(" --scale paper " in t.cmd and " --threads 2 " in t.cmd for t in train)
+    assert len(train) == 2 * 2 and all(len(t.outs) == 4 for t in train)
+    assert all(" --scale paper " in t.cmd and " --seeds 4 " in t.cmd and " --threads 2 " in t.cmd for t in train)
     assert all("--tracking-uri http://mlflow.example:5000" in t.cmd for t in train)
     assert s["evaluate_fake_paper"].cmd == "repro evaluate fake --scale paper --seeds 4"
     assert s["report_fake"].cmd == ("repro report fake --scale paper --seeds 4 "
@@ -182,7 +181,7 @@ def test_trial_signature(project):
 def test_paper_scale_uses_wide_workloads(project):
     config = cfg.load(overrides={"scale": "paper", "seeds": {"smoke": 3, "paper": 3}})
     all_stages = stages(config)
-    assert sum(s.name.startswith("train_") for s in all_stages) == 2 * 2 * 3
+    assert sum(len(s.outs) for s in all_stages if s.name.startswith("train_")) == 2 * 2 * 3
     assert {s.name for s in all_stages if s.name.startswith("prepare_")} == {"prepare_sine", "prepare_mexican_hat"}
     assert all("--scale paper" in s.cmd for s in all_stages if s.name.startswith("train_"))
 
@@ -224,6 +223,6 @@ def test_dvc_yaml_parses_with_same_stages(config):
 @pytest.mark.parametrize("n", [3, 4])
 def test_seeds_change_the_dag(project, n):
     s = stages(cfg.load(overrides={"seeds": {"smoke": n, "paper": 5}}))
-    assert sum(v.name.startswith("train_") for v in s) == 2 * 2 * n
-    assert not any(v.name.endswith(f"_seed{n}") for v in s)
+    assert sum(len(v.outs) for v in s if v.name.startswith("train_")) == 2 * 2 * n
+    assert not any(o.endswith(f"/seed{n}.json") for v in s for o in v.outs)
     assert next(v for v in s if v.name == "evaluate_fake_smoke").cmd.endswith(f"--seeds {n}")

@@ -121,11 +121,15 @@ def cmd_run(args: argparse.Namespace) -> None:
         import torch
 
         torch.set_num_threads(args.threads)
-    out = run_trial(args.paper, args.experiment, args.method, args.seed, config["scale"], config,
-                    progress=not args.no_progress)
-    summary = json.loads(out.read_text())["summary"]
-    quality = {k: v for k, v in summary.items() if k.startswith("test_")}
-    print(f"wrote {paths.rel(out)}: {quality}, train_time_s={summary['train_time_s']:.3f}")
+    if args.n_seeds is not None and args.n_seeds < 1:
+        raise ReproError(f"--seeds must be >= 1, got {args.n_seeds}")
+    seeds = [args.seed] if args.seed is not None else list(range(args.n_seeds))
+    for seed in seeds:  # one trial per seed, one after the other in this process
+        out = run_trial(args.paper, args.experiment, args.method, seed, config["scale"], config,
+                        progress=not args.no_progress)
+        summary = json.loads(out.read_text())["summary"]
+        quality = {k: v for k, v in summary.items() if k.startswith("test_")}
+        print(f"wrote {paths.rel(out)}: {quality}, train_time_s={summary['train_time_s']:.3f}", flush=True)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -321,11 +325,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mirror", help="local mirror of downloaded files (default: $REPRO_DATA_MIRROR, params.yaml)")
     p.set_defaults(func=cmd_data_prepare, takes_extra=True)
 
-    p = sub.add_parser("run", help="run one trial (paper, experiment, method, seed) and log it to MLflow")
+    p = sub.add_parser("run", help="run trials (paper, experiment, method, seed) and log each to MLflow")
     p.add_argument("paper")
     p.add_argument("--experiment", required=True)
     p.add_argument("--method", required=True)
-    p.add_argument("--seed", type=int, required=True)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--seed", type=int, help="run the trial of this one seed")
+    which.add_argument("--seeds", type=int, dest="n_seeds", metavar="N",
+                       help="run seeds 0..N-1 one after the other (a result file each)")
     _scale_opt(p)
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's own choice)")
     _tracking_opt(p)
