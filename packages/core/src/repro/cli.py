@@ -318,8 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="fetch and prepare datasets")
     dsub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    # No abbreviated options here: `--m 3` is the dataset parameter m, not --mirror.
     p = dsub.add_parser("prepare", help="build data/prepared/<dataset>.pt (checksummed); dataset parameters as "
-                                        "--KEY VALUE after the name (default: params.yaml's datasets.<name>)")
+                                        "--KEY VALUE after the name (default: params.yaml's datasets.<name>)",
+                        allow_abbrev=False)
     p.add_argument("dataset")
     p.add_argument("--out", help="output file (default: data/prepared/<dataset>.pt)")
     p.add_argument("--mirror", help="local mirror of downloaded files (default: $REPRO_DATA_MIRROR, params.yaml)")

@@ -36,8 +36,14 @@ def schema() -> dict[str, Any]:
 
 
 def _format_error(err: jsonschema.ValidationError) -> str:
+    """One line naming the key, what is wrong, and what would be valid there."""
     key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
-    return f"config key {key!r}: {err.message}"
+    message = err.message
+    if err.validator == "additionalProperties" and isinstance(err.schema.get("properties"), dict):
+        message += f"; valid keys: {', '.join(sorted(err.schema['properties'])) or '(none)'}"
+    elif err.validator in ("oneOf", "anyOf") and err.context:  # say what each alternative wanted
+        message += " (" + "; ".join(dict.fromkeys(e.message for e in err.context)) + ")"
+    return f"config key {key!r}: {message}"
 
 
 def coerce(config: Any, sub: dict[str, Any]) -> Any:
@@ -106,10 +112,19 @@ def read(path: Path | None = None) -> dict[str, Any]:
     except FileNotFoundError:
         raise ReproError(f"config file {path} not found") from None
     except yaml.YAMLError as exc:
-        raise ReproError(f"config file {path} is not valid YAML: {exc}") from None
+        raise ReproError(f"config file {path} is not valid YAML: {yaml_problem(exc)}") from None
     if not isinstance(config, dict):
         raise ReproError(f"config file {path}: expected a mapping at the top level")
     return config
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error on one line: what is wrong, where (line, column) and while doing what."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    context = getattr(exc, "context", None)
+    return f"{problem}{where}" + (f" ({context})" if context else "")
 
 
 def seeds(config: dict[str, Any]) -> list[int]:

@@ -125,23 +125,21 @@ def load_prepared(name: str, path: Path | None = None) -> TensorData:
             f"dataset {name!r} is not prepared ({path} or its .sha256 is missing); "
             f"run `repro data prepare {name}` (or the pipeline) first"
         )
-    expected = sidecar.read_text().strip()
+    expected = sidecar.read_text(errors="replace").strip()
     verify(path, expected, fix=f"Delete it and run `repro data prepare {name}` again.")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
         meta = payload["meta"]
         tensors = {k: payload[k] for k in SPLITS}
+        if not all(isinstance(t, torch.Tensor) for t in tensors.values()):
+            raise TypeError("a split is not a tensor")
+        task, num_classes, params = meta["task"], int(meta["num_classes"]), dict(meta["params"])
+        if task not in ("regression", "classification"):
+            raise ValueError(f"unknown task {task!r}")
     except Exception as exc:  # noqa: BLE001 - refused by weights_only, or not our layout
         raise ReproError(f"{path} matches its checksum but is not a prepared dataset that can be loaded safely "
                          f"({type(exc).__name__}); delete it and run `repro data prepare {name}` again") from None
     for k in ("x_train", "x_test"):
         if tensors[k].dtype == torch.uint8:  # images are stored as bytes, used as floats in [0, 1]
             tensors[k] = tensors[k].float().div_(255.0)
-    return TensorData(
-        name=name,
-        task=meta["task"],
-        **tensors,
-        sha256=expected,
-        num_classes=int(meta["num_classes"]),
-        params=dict(meta["params"]),
-    )
+    return TensorData(name=name, task=task, **tensors, sha256=expected, num_classes=num_classes, params=params)
