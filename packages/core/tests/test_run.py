@@ -75,6 +75,8 @@ def test_run_trial_smoke(project, sine_prepared, mlflow_store):
     assert "mlflow.source.git.commit" not in tags  # no commit to name
     assert tags["mlflow.source.name"] == "repro run fake" and tags["mlflow.source.type"] == "LOCAL"
     assert tags["device"].startswith("CPU")
+    # the thread count changes per-epoch numbers: in the result's provenance as in the run's tags
+    assert result["environment"]["torch_threads"] == int(tags["torch_threads"]) == torch.get_num_threads()
     assert tags["reached_target"] in ("true", "false")
     assert run.data.params["hp.variant"] == "boosted" and run.data.params["hp.boost"] == "2.0"
     assert run.data.params["workload"] == "sine"

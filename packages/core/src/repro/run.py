@@ -262,8 +262,9 @@ def execute(ctx: RunContext, spec: Method, hparams: dict[str, Any], config: dict
             "hparams": hparams, "summary": summary, "history": ctx.history,
             "mlflow_run_id": tracked.run_id, "device": environment.device_name(device),
             "torch_threads": torch.get_num_threads(),
+            # the torch thread count changes per-epoch numbers: provenance, beside the hardware
             "environment": {**environment.git_state(), **environment.hardware(),
-                            "versions": environment.package_versions()},
+                            "torch_threads": torch.get_num_threads(), "versions": environment.package_versions()},
         }
         tracked.log_history(ctx.history)
         tracked.log_summary(summary)
