@@ -282,7 +282,9 @@ def test_pipeline_stages_applies_options(project, capsys):
     assert code == 0
     stages = [json.loads(line) for line in out.splitlines()]
     assert stages[-1]["name"] == "index" and stages[-1]["cmd"] == "repro index --scale smoke --papers fake"
-    assert sum(s["name"].startswith("train_") for s in stages) == 2 * 2 * 3  # experiments x methods x the smoke seeds of params.yaml
+    train = [s for s in stages if s["name"].startswith("train_")]
+    assert len(train) == 2 * 2  # experiments x methods, each job running the smoke seeds of params.yaml
+    assert sum(len(s["outs"]) for s in train) == 2 * 2 * 3
 
 
 def test_parser_has_every_subcommand():
