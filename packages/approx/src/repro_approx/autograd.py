@@ -18,6 +18,16 @@ path: the forward output is the bias alone, the gradient of a product sampled to
 (and costs no MACs); the bias gradient stays exact. ``F.conv2d`` / ``conv2d_input`` /
 ``conv2d_weight`` cannot take zero channels or zero batch rows, so the conv paths build those
 zeros themselves.
+
+Kernels (``ApproxConfig.kernel``, chosen by ``kernels.triton_path``): on CUDA the linear layers'
+sampled products — the forward product and, where the mode samples them, the two backward
+products — run the fused Triton sampled GEMM (``kernels.sampled_gemm``: the kept columns/rows are
+gathered inside the kernel's K loop) and their scores the fused norm kernel
+(``kernels.pair_scores``); on CPU, and with ``kernel="reference"``, the PyTorch reference
+(``index_select`` copies + matmul). The selection itself (``sampling.select``) is the same code on
+both paths, so both keep the same pairs. Under autocast the Triton path casts the two operands to
+the autocast dtype, as ``matmul`` would. Sampled convolutions are cuDNN convolutions of the kept
+channels on every path (the package has no Triton convolution).
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.grad import conv2d_input, conv2d_weight
 
+from repro_approx import kernels
 from repro_approx.configuration_approx import ApproxConfig
 from repro_approx.flops import MacCounter
 from repro_approx.sampling import num_kept, select
@@ -54,6 +65,38 @@ def _pick(scores: torch.Tensor, cfg: ApproxConfig) -> tuple[torch.Tensor, torch.
     return select(scores, k, cfg.strategy, cfg.eps)
 
 
+def _autocast_state(t: torch.Tensor) -> tuple[str, bool, torch.dtype]:
+    """The forward's autocast state on *t*'s device, to re-enter in backward (autograd runs a
+    Function's backward with autocast off; the matmuls must compute in the forward's dtype)."""
+    dev = t.device.type
+    return dev, torch.is_autocast_enabled(dev), torch.get_autocast_dtype(dev)
+
+
+def _operands(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(A, B) in the dtype ``A @ B`` would compute in: the autocast dtype where autocast is on."""
+    if torch.is_autocast_enabled(a.device.type):
+        dtype = torch.get_autocast_dtype(a.device.type)
+        return a.to(dtype), b.to(dtype)
+    return a, b
+
+
+def _scores(a: torch.Tensor, b: torch.Tensor, cfg: ApproxConfig) -> torch.Tensor:
+    """||A[:, i]|| ||B[i, :]|| for the product A B: the fused kernel on the Triton path."""
+    if kernels.triton_path(cfg.kernel, a, b):
+        return kernels.pair_scores(a, b)
+    return _norms(a, 1) * _norms(b, 0)
+
+
+def _sampled(a: torch.Tensor, b: torch.Tensor, idx: torch.Tensor, scale: torch.Tensor,
+             cfg: ApproxConfig) -> torch.Tensor:
+    """sum_j scale_j A[:, idx_j] B[idx_j, :]: the fused Triton sampled GEMM on the Triton path, the
+    reference (gather copies + matmul) otherwise; zeros for an empty *idx* (the empty sum)."""
+    a, b = _operands(a, b)
+    if kernels.triton_path(cfg.kernel, a, b):
+        return kernels.sampled_gemm(a, b, idx, scale)
+    return kernels.sampled_gemm_reference(a, b, idx, scale)
+
+
 def _mm(a: torch.Tensor, b: torch.Tensor, sample: bool, cfg: ApproxConfig, counter: MacCounter,
         full: int) -> torch.Tensor:
     """A @ B, sampled over the shared dimension when *sample*; MACs recorded against the dense
@@ -62,14 +105,13 @@ def _mm(a: torch.Tensor, b: torch.Tensor, sample: bool, cfg: ApproxConfig, count
     if not sample or a.numel() == 0 or b.numel() == 0:  # nothing to sample (e.g. no forward pair kept)
         counter.add(a.shape[0] * a.shape[1] * b.shape[1], dense)
         return a @ b
-    pick = _pick(_norms(a, 1) * _norms(b, 0), cfg)
+    pick = _pick(_scores(a, b, cfg), cfg)
     if pick is None:
         counter.add(a.shape[0] * a.shape[1] * b.shape[1], dense)
         return a @ b
     idx, scale = pick
     counter.add(a.shape[0] * idx.numel() * b.shape[1], dense)
-    # an empty idx gives (N x 0) @ (0 x m) = zeros: the empty sum
-    return (a.index_select(1, idx) * scale.to(a.dtype)) @ b.index_select(0, idx)
+    return _sampled(a, b, idx, scale, cfg)
 
 
 class ApproxLinearFunction(torch.autograd.Function):
@@ -80,39 +122,50 @@ class ApproxLinearFunction(torch.autograd.Function):
         n_out = weight.shape[0]
         idx = scale = None
         if cfg.mode in ("forward", "both"):
-            pick = _pick(_norms(x, 1) * _norms(weight, 1), cfg)
+            pick = _pick(_scores(x, weight.t(), cfg), cfg)
             if pick is not None:
                 idx, scale = pick
         if idx is None:
-            xs, ws = x, weight
-        else:
-            xs = x.index_select(1, idx) * scale.to(x.dtype)
-            ws = weight.index_select(1, idx)
-        out = xs @ ws.t()
-        counter.add(n * xs.shape[1] * n_out, n * n_in * n_out)
+            out = x @ weight.t()
+            counter.add(n * n_in * n_out, n * n_in * n_out)
+        else:  # the kept pairs only; the gathered copies the backward needs are made there
+            out = _sampled(x, weight.t(), idx, scale, cfg)
+            counter.add(n * idx.numel() * n_out, n * n_in * n_out)
         if bias is not None:
             out = out + bias
         ctx.cfg, ctx.counter, ctx.has_bias = cfg, counter, bias is not None
-        ctx.save_for_backward(x, weight, xs, ws, idx if idx is not None else torch.empty(0, dtype=torch.long),
+        ctx.autocast = _autocast_state(x)
+        ctx.save_for_backward(x, weight, idx if idx is not None else torch.empty(0, dtype=torch.long),
                               scale if scale is not None else torch.empty(0))
         ctx.sampled = idx is not None
         return out
 
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor):  # type: ignore[override]
-        x, weight, xs, ws, idx, scale = ctx.saved_tensors
+        dev, enabled, dtype = ctx.autocast
+        with torch.autocast(dev, dtype=dtype, enabled=enabled):
+            return ApproxLinearFunction._backward(ctx, g)
+
+    @staticmethod
+    def _backward(ctx: Any, g: torch.Tensor):
+        x, weight, idx, scale = ctx.saved_tensors
         cfg, counter = ctx.cfg, ctx.counter
         bwd = cfg.mode in ("backward", "both")
+        if ctx.sampled:
+            xs = x.index_select(1, idx) * scale.to(x.dtype)
+            ws = weight.index_select(1, idx)
+        else:
+            xs, ws = x, weight
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
             gx_eff = _mm(g, ws, bwd, cfg, counter, x.numel() * weight.shape[0])  # (N, k): sample output features
             if ctx.sampled:
-                gx = torch.zeros_like(x).index_add_(1, idx, gx_eff * scale.to(gx_eff.dtype))
+                gx = torch.zeros_like(x).index_add_(1, idx, (gx_eff * scale.to(gx_eff.dtype)).to(x.dtype))
             else:
                 gx = gx_eff
         if ctx.needs_input_grad[1]:
             gw_eff = _mm(g.t(), xs, bwd, cfg, counter, x.numel() * weight.shape[0])  # (out, k): sample batch rows
-            gw = torch.zeros_like(weight).index_add_(1, idx, gw_eff) if ctx.sampled else gw_eff
+            gw = torch.zeros_like(weight).index_add_(1, idx, gw_eff.to(weight.dtype)) if ctx.sampled else gw_eff
         if ctx.has_bias and ctx.needs_input_grad[2]:
             gb = g.sum(0)
         return gx, gw, gb, None, None
@@ -143,6 +196,7 @@ class ApproxConv2dFunction(torch.autograd.Function):
         counter.add(per_in * xs.shape[1], per_in * x.shape[1])
         ctx.cfg, ctx.counter, ctx.has_bias = cfg, counter, bias is not None
         ctx.conv = (stride, padding, dilation)
+        ctx.autocast = _autocast_state(x)
         ctx.sampled = idx is not None
         ctx.save_for_backward(x, weight, xs, ws, idx if idx is not None else torch.empty(0, dtype=torch.long),
                               scale if scale is not None else torch.empty(0))
@@ -150,6 +204,12 @@ class ApproxConv2dFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor):  # type: ignore[override]
+        dev, enabled, dtype = ctx.autocast
+        with torch.autocast(dev, dtype=dtype, enabled=enabled):
+            return ApproxConv2dFunction._backward(ctx, g)
+
+    @staticmethod
+    def _backward(ctx: Any, g: torch.Tensor):
         x, weight, xs, ws, idx, scale = ctx.saved_tensors
         cfg, counter = ctx.cfg, ctx.counter
         stride, padding, dilation = ctx.conv
@@ -178,7 +238,8 @@ class ApproxConv2dFunction(torch.autograd.Function):
                                           g.index_select(1, o), stride, padding, dilation)
                 counter.add(per_out * o.numel(), dense)
             if ctx.sampled:
-                gx = torch.zeros_like(x).index_add_(1, idx, gx_eff * scale.to(gx_eff.dtype).view(1, -1, 1, 1))
+                gx = torch.zeros_like(x).index_add_(1, idx, (gx_eff * scale.to(gx_eff.dtype).view(1, -1, 1, 1)
+                                                             ).to(x.dtype))
             else:
                 gx = gx_eff
         if ctx.needs_input_grad[1]:
@@ -197,7 +258,7 @@ class ApproxConv2dFunction(torch.autograd.Function):
                     gw_eff = conv2d_weight(xs.index_select(0, b) * s.to(xs.dtype).view(-1, 1, 1, 1), ws.shape,
                                            g.index_select(0, b), stride, padding, dilation)
                 counter.add(per_row * b.numel(), dense)
-            gw = torch.zeros_like(weight).index_add_(1, idx, gw_eff) if ctx.sampled else gw_eff
+            gw = torch.zeros_like(weight).index_add_(1, idx, gw_eff.to(weight.dtype)) if ctx.sampled else gw_eff
         if ctx.has_bias and ctx.needs_input_grad[2]:
             gb = g.sum((0, 2, 3))
         return gx, gw, gb, None, None, None, None, None

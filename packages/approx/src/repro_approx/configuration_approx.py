@@ -16,6 +16,7 @@ from repro.hparams import hp
 from repro_approx.sampling import STRATEGIES
 
 MODES = ("forward", "backward", "both")
+KERNELS = ("auto", "triton", "reference")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,10 @@ class ApproxConfig:
                                 "3-channel input conv)")
     layers: tuple[str, ...] = hp((), "names of the modules to approximate (named_modules keys); empty = every "
                                      "Linear/Conv2d (minus the first when skip_first)")
+    kernel: str = hp("auto", "the sampled linear products: \"auto\" (the fused Triton sampled GEMM and pair "
+                             "scores on CUDA, the PyTorch reference on CPU), \"triton\" (the kernel; an error "
+                             "where it cannot run), \"reference\" (index_select + matmul everywhere)",
+                     choices=KERNELS)
 
     @property
     def exact(self) -> bool:

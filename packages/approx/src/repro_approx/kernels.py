@@ -23,11 +23,34 @@ from __future__ import annotations
 
 import torch
 
-from repro.kernels import interpreting, load_triton, use_triton  # noqa: F401 (re-exported)
+from repro.kernels import interpreting, load_triton, triton_available, use_triton  # noqa: F401 (re-exported)
 
 from repro_approx.sampling import keep_probabilities, select
 
 triton, tl = load_triton()
+
+
+GEMM_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def triton_path(kernel: str, *tensors: torch.Tensor) -> bool:
+    """Whether a sampled product of *tensors* runs the Triton kernels under the switch *kernel*
+    (``ApproxConfig.kernel``): never for "reference"; otherwise when every tensor can
+    (``use_triton``: CUDA or the interpreter, triton installed, fp32/fp16/bf16) and all share one
+    dtype. "triton" is checked up front (``check_kernel``), so it differs from "auto" only there."""
+    if kernel == "reference":
+        return False
+    return all(use_triton(t, GEMM_DTYPES) for t in tensors) and len({t.dtype for t in tensors}) == 1
+
+
+def check_kernel(kernel: str, device: torch.device) -> None:
+    """Refuse ``kernel="triton"`` where the Triton kernels cannot run (a clear error, before training)."""
+    from repro.errors import ReproError
+
+    if kernel == "triton" and not (triton_available() and (device.type == "cuda" or interpreting())):
+        raise ReproError(f"approx hparam kernel='triton' needs triton and a CUDA device (or TRITON_INTERPRET=1); "
+                         f"device is {device.type!r}, triton {'installed' if triton_available() else 'missing'}; "
+                         f"choices: auto, triton, reference")
 
 
 # ---- references ---------------------------------------------------------------------------------
@@ -211,7 +234,39 @@ def kernel_benchmarks() -> list:
         kk = max(1, int(k * ratio))
         return (lambda: torch.topk(pair_scores(a, b, force_reference=reference), kk).indices), (lambda: a @ b)
 
+    def make_train_step(m: int, n: int, k: int, ratio: float, device: torch.device, reference: bool):
+        """One whole SGD step (forward, backward, update) of a 3-layer MLP, batch m, widths k -> n -> n
+        -> n, every layer sampled (forward mode, top-k) vs the same step with plain layers; bf16
+        autocast on CUDA for both. The kernel switch picks the path: Triton on CUDA, reference else."""
+        from repro_approx.configuration_approx import ApproxConfig
+        from repro_approx.wrap import approximate_model
+
+        def step_of(sampled: bool):
+            gen = torch.Generator(device="cpu").manual_seed(0)
+            torch.manual_seed(0)
+            model = torch.nn.Sequential(torch.nn.Linear(k, n), torch.nn.ReLU(), torch.nn.Linear(n, n), torch.nn.ReLU(),
+                                        torch.nn.Linear(n, n)).to(device)
+            if sampled:
+                cfg = ApproxConfig(ratio=min(ratio, 1.0), skip_first=False,
+                                   kernel="reference" if reference else "auto")
+                approximate_model(model, cfg)
+            opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+            x = torch.randn(m, k, generator=gen).to(device)
+
+            def step() -> None:
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                    loss = model(x).float().square().mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            return step
+
+        return step_of(True), step_of(False)
+
     return [
+        KernelBenchmark("train_step", make_train_step,
+                        "a whole SGD step of a sampled 3-layer MLP (k -> n -> n -> n, batch m) against the same "
+                        "step with plain layers: the kernels inside training, not alone", gemm=False),
         KernelBenchmark("sampled_gemm", make_sampled_gemm,
                         "fused gather-K GEMM (Triton on CUDA; index_select + matmul reference on CPU)", gemm=True),
         KernelBenchmark("index_select_gemm", make_gather_then_gemm,

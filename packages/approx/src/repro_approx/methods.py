@@ -23,6 +23,7 @@ from repro.trainer import GradientConfig, Hook, TrainState, gradient_method
 
 from repro_approx.configuration_approx import ApproxTrainConfig
 from repro_approx.flops import MacCounter
+from repro_approx.kernels import check_kernel
 from repro_approx.wrap import approximate_model, is_approximated
 
 
@@ -47,6 +48,7 @@ class ApproxHook(Hook):
 
 
 def _hooks(ctx: RunContext, cfg: ApproxTrainConfig, gd: GradientConfig) -> list[Hook]:
+    check_kernel(cfg.kernel, torch.device(ctx.device))
     if cfg.train_subset is not None:
         ctx.use_train_subset(cfg.train_subset)
     return [ApproxHook(cfg)]

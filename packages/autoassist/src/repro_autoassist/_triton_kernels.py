@@ -7,7 +7,7 @@ import triton.language as tl
 @triton.jit
 def score_kernel(logits_ptr, x_ptr, y_ptr, w_ptr, u_ptr, coin_ptr, loss_ptr, prob_ptr, acc_ptr, cnt_ptr,
                  n, D, C, base_prob,
-                 BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_C: tl.constexpr):
+                 BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_C: tl.constexpr, HAS_LOGITS: tl.constexpr):
     pid = tl.program_id(0)
     rows = pid * BLOCK_M + tl.arange(0, BLOCK_M)
     rmask = rows < n
@@ -24,15 +24,15 @@ def score_kernel(logits_ptr, x_ptr, y_ptr, w_ptr, u_ptr, coin_ptr, loss_ptr, pro
     prob = base_prob + (1.0 - base_prob) * (1.0 / (1.0 + tl.exp(-z)))
     coin = tl.load(coin_ptr + rows, mask=rmask, other=2.0)
     accept = (coin < prob) & rmask
-    # per-sample cross entropy (C <= BLOCK_C: one tile per row)
-    ccols = tl.arange(0, BLOCK_C)
-    lmask = rmask[:, None] & (ccols[None, :] < C)
-    lg = tl.load(logits_ptr + rows[:, None] * C + ccols[None, :], mask=lmask, other=-float("inf"))
-    mx = tl.max(lg, axis=1)
-    mx = tl.where(rmask, mx, 0.0)
-    lse = mx + tl.log(tl.sum(tl.where(lmask, tl.exp(lg - mx[:, None]), 0.0), axis=1))
-    ly = tl.load(logits_ptr + rows * C + y, mask=rmask, other=0.0)
-    tl.store(loss_ptr + rows, lse - ly, mask=rmask)
+    if HAS_LOGITS:  # per-sample cross entropy (C <= BLOCK_C: one tile per row)
+        ccols = tl.arange(0, BLOCK_C)
+        lmask = rmask[:, None] & (ccols[None, :] < C)
+        lg = tl.load(logits_ptr + rows[:, None] * C + ccols[None, :], mask=lmask, other=-float("inf"))
+        mx = tl.max(lg, axis=1)
+        mx = tl.where(rmask, mx, 0.0)
+        lse = mx + tl.log(tl.sum(tl.where(lmask, tl.exp(lg - mx[:, None]), 0.0), axis=1))
+        ly = tl.load(logits_ptr + rows * C + y, mask=rmask, other=0.0)
+        tl.store(loss_ptr + rows, lse - ly, mask=rmask)
     tl.store(prob_ptr + rows, prob, mask=rmask)
     acc_i = accept.to(tl.int32)
     tl.store(acc_ptr + rows, acc_i, mask=rmask)

@@ -13,6 +13,7 @@ from repro.hparams import hp
 SELECTIONS = ("all", "loss_is", "autoassist")
 MODES = ("sync", "async")
 BATCHINGS = ("fill", "thin")
+KERNELS = ("auto", "triton", "reference")
 
 
 @dataclass(frozen=True)
@@ -47,3 +48,7 @@ class AutoAssistConfig:
         "epoch ends (the reference's sampler is one endless stream) and what is left at the end of training "
         "(< B) is never back-propagated. \"thin\": each candidate batch of B is thinned to its accepted "
         "instances, ~B × acceptance per step, one step per candidate batch", choices=BATCHINGS)
+    kernel: str = hp("auto", "the Boss's autoassist selection: \"auto\" (the fused Triton selection kernel on "
+                             "CUDA, the PyTorch reference on CPU), \"triton\" (the kernel; an error where it "
+                             "cannot run), \"reference\" (PyTorch everywhere); both make the same decisions",
+                     choices=KERNELS)

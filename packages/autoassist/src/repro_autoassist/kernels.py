@@ -14,8 +14,10 @@ counts (no host round trip); ``fused_select_reference`` is the PyTorch reference
 inputs so both paths make identical decisions. Triton is imported lazily (module ``_triton_kernels``);
 ``TRITON_INTERPRET=1`` set before triton's first import in the process selects Triton's CPU
 interpreter (fp32 only there). No autotuning (fixed block sizes), in particular not in the
-interpreter path. The training pipeline uses ``select_reference`` (it needs the accepted count on
-the host anyway to slice the batch); the kernel is benchmarked on GPU (benchmarks/).
+interpreter path. The training pipeline's Boss calls ``select`` (the switch ``AutoAssistConfig.kernel``):
+on CUDA the fused kernel (without logits: before the Boss's forward there are none, so the loss
+part is compiled out), on CPU or with ``kernel="reference"`` ``select_reference``. Either way the
+accepted count is read on the host once per candidate batch, to slice it (the method needs it).
 
 Both paths decide per candidate batch only; how accepted instances become optimizer steps
 (``AutoAssistConfig.batching``: "fill" buffers them into batches of exactly B, "thin" steps on
@@ -33,6 +35,34 @@ from typing import Any
 import torch
 
 from repro.kernels import interpreting, triton_available  # noqa: F401 (re-exported)
+
+
+KERNELS = ("auto", "triton", "reference")
+
+
+def triton_path(kernel: str, t: torch.Tensor) -> bool:
+    """Whether the Boss's selection of a batch on *t*'s device runs the fused kernel under *kernel*."""
+    return kernel != "reference" and (t.is_cuda or interpreting()) and triton_available()
+
+
+def check_kernel(kernel: str, device: torch.device) -> None:
+    """Refuse ``kernel="triton"`` where the Triton kernel cannot run (a clear error, before training)."""
+    from repro.errors import ReproError
+
+    if kernel == "triton" and not (triton_available() and (device.type == "cuda" or interpreting())):
+        raise ReproError(f"autoassist hparam kernel='triton' needs triton and a CUDA device (or TRITON_INTERPRET=1); "
+                         f"device is {device.type!r}, triton {'installed' if triton_available() else 'missing'}; "
+                         f"choices: {', '.join(KERNELS)}")
+
+
+def select(xf: torch.Tensor, y: torch.Tensor, w: torch.Tensor, u: torch.Tensor, base_prob: float,
+           coins: torch.Tensor, kernel: str = "auto") -> torch.Tensor:
+    """The accepted indices (increasing) of a candidate batch: the fused Triton selection kernel on
+    the Triton path (``triton_path``), ``select_reference`` otherwise; the same decisions (fp32)."""
+    if not triton_path(kernel, xf) or len(y) == 0:
+        return select_reference(xf, y, w, u, base_prob, coins)[0]
+    out = fused_select_triton(None, xf, y, w, u, base_prob, coins)
+    return out["idx"][: int(out["count"])]  # one host read per batch: the batch is sliced to it
 
 
 def select_reference(xf: torch.Tensor, y: torch.Tensor, w: torch.Tensor, u: torch.Tensor, base_prob: float,
@@ -62,17 +92,20 @@ def _kernels() -> tuple[Any, Any]:
     return mod.score_kernel, mod.compact_kernel
 
 
-def fused_select_triton(logits: torch.Tensor, xf: torch.Tensor, y: torch.Tensor, w: torch.Tensor,
+def fused_select_triton(logits: torch.Tensor | None, xf: torch.Tensor, y: torch.Tensor, w: torch.Tensor,
                         u: torch.Tensor, base_prob: float, coins: torch.Tensor,
                         block_m: int = 64, block_d: int = 64) -> dict[str, torch.Tensor]:
-    """The fused Triton path; same outputs as ``fused_select_reference`` (fp32)."""
+    """The fused Triton path; same outputs as ``fused_select_reference`` (fp32). *logits* None:
+    selection only (``losses`` is then left unset, uninitialised memory)."""
     import triton
 
     score_kernel, compact_kernel = _kernels()
     n, D = xf.shape
-    C = logits.shape[1]
     dev = y.device
-    logits, xf = logits.float().contiguous(), xf.float().contiguous()
+    has_logits = logits is not None
+    logits = logits.float().contiguous() if has_logits else torch.empty((n, 1), dtype=torch.float32, device=dev)
+    C = logits.shape[1]
+    xf = xf.float().contiguous()
     w, u, coins = w.float().contiguous(), u.float().contiguous(), coins.float().contiguous()
     y = y.contiguous()
     nblocks = triton.cdiv(n, block_m)
@@ -82,7 +115,8 @@ def fused_select_triton(logits: torch.Tensor, xf: torch.Tensor, y: torch.Tensor,
     counts = torch.empty(nblocks, dtype=torch.int32, device=dev)
     idx = torch.full((n,), -1, dtype=torch.int64, device=dev)
     score_kernel[(nblocks,)](logits, xf, y, w, u, coins, losses, prob, accept, counts, n, D, C, float(base_prob),
-                             BLOCK_M=block_m, BLOCK_D=block_d, BLOCK_C=max(16, triton.next_power_of_2(C)))
+                             BLOCK_M=block_m, BLOCK_D=block_d, BLOCK_C=max(16, triton.next_power_of_2(C)),
+                             HAS_LOGITS=has_logits)
     inclusive = torch.cumsum(counts, 0)
     offs = (inclusive - counts).to(torch.int32)
     compact_kernel[(nblocks,)](accept, offs, idx, n, BLOCK_M=block_m)

@@ -20,8 +20,16 @@ from repro.trainer import GradientConfig, Hook, TrainState, gradient_method
 
 from repro_autoassist.assistant import Assistant, acceptance_prob
 from repro_autoassist.configuration_autoassist import AutoAssistConfig
-from repro_autoassist.kernels import select_reference
+from repro_autoassist.kernels import check_kernel, select
 from repro_autoassist.shrinking import AsyncExchange, SyncExchange
+
+
+def _now(device: torch.device) -> float:
+    """``perf_counter`` once the device has finished the work queued so far (CUDA runs
+    asynchronously: without the sync the overhead fraction would time kernel launches only)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
 
 
 class InstanceShrinking(Hook):
@@ -113,7 +121,7 @@ class InstanceShrinking(Hook):
 
     def select_batch(self, state: TrainState, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self._ensure(state)
-        self._t_step = time.perf_counter()
+        self._t_step = _now(x.device)
         n = len(x)
         self.candidates += n
         sel = self.cfg.selection
@@ -122,7 +130,7 @@ class InstanceShrinking(Hook):
             return x, y
         if self.fill_size is None:
             self.fill_size = n
-        t0 = time.perf_counter()
+        t0 = _now(x.device)
         coins = self._coins(n).to(x.device)
         idx: torch.Tensor | None
         if sel == "loss_is":
@@ -144,12 +152,12 @@ class InstanceShrinking(Hook):
                 idx = None
             else:
                 w, u = self.exchange.current()
-                idx, _ = select_reference(x.reshape(n, -1).float(), y, w, u, self.cfg.base_prob, coins)
+                idx = select(x.reshape(n, -1).float(), y, w, u, self.cfg.base_prob, coins, self.cfg.kernel)
         xs, ys = (x, y) if idx is None else (x[idx], y[idx])
         self.accepted += len(ys)
         if self.cfg.batching == "fill":
             xs, ys = self._fill(xs, ys)
-        now = time.perf_counter()
+        now = _now(x.device)
         self.assist_time_s += now - t0
         if len(ys) == 0:
             self.empty_batches += 1  # the Trainer skips an empty batch (no forward, no step)
@@ -161,14 +169,15 @@ class InstanceShrinking(Hook):
         self.backprop += len(state.y)
         if self.cfg.selection != "autoassist" or self.exchange is None or self.exchange.failed:
             return
-        t0 = time.perf_counter()
+        t0 = _now(state.y.device)
         losses = F.cross_entropy(state.outputs.detach(), state.y, reduction="none")
         assert state.x is not None
         self.exchange.report(state.x.reshape(len(state.x), -1), state.y, losses)
-        self.assist_time_s += time.perf_counter() - t0
+        self.assist_time_s += _now(state.y.device) - t0
 
     def after_optimizer_step(self, state: TrainState) -> None:
-        self.step_time_s += time.perf_counter() - self._t_step
+        assert state.y is not None
+        self.step_time_s += _now(state.y.device) - self._t_step
 
     def epoch_end(self, state: TrainState) -> None:
         if state.evaluated and state.ctx.history:
@@ -233,6 +242,7 @@ class InstanceShrinking(Hook):
 
 
 def _hooks(ctx: RunContext, cfg: AutoAssistConfig, gd: GradientConfig) -> list[Hook]:
+    check_kernel(cfg.kernel, torch.device(ctx.device))
     return [InstanceShrinking(cfg)]
 
 

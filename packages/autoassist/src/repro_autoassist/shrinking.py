@@ -99,6 +99,8 @@ class AsyncExchange:
                 try:
                     self.assistant.learn(*item)
                     self._published = (self.assistant.w, self.assistant.u)
+                    if self.assistant.w.is_cuda:  # time the update, not its launch
+                        torch.cuda.synchronize(self.assistant.w.device)
                 except Exception as exc:  # noqa: BLE001 - recorded; the Boss falls back
                     self.failed, self.error = True, f"{type(exc).__name__}: {exc}"
                 self.worker_time_s += time.perf_counter() - t0
