@@ -1,4 +1,4 @@
-"""Run by test_kernel_switch.py in a subprocess with TRITON_INTERPRET=1 (set before triton is
+"""Run by test_autoassist_kernel_switch.py in a subprocess with TRITON_INTERPRET=1 (set before triton is
 imported), and imported by its gpu test: AutoAssist training with ``kernel="triton"`` (the Boss
 selects with the fused kernel) equals the same training with ``kernel="reference"`` — same
 evaluation rows, same instance counts — and the Triton path actually launches the kernel."""

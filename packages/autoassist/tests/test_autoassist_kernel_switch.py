@@ -50,7 +50,7 @@ def test_triton_on_cpu_is_refused_and_bad_values_named():
 
 @pytest.mark.skipif(not kernels.triton_available(), reason="triton not installed")
 def test_training_triton_equals_reference_under_interpreter():
-    proc = run_under_triton_interpreter(HERE / "_train_check.py", SRC, timeout=300)
+    proc = run_under_triton_interpreter(HERE / "_autoassist_train_check.py", SRC, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.strip().endswith("ok")
 
@@ -60,8 +60,8 @@ def test_training_triton_equals_reference_under_interpreter():
 def test_training_triton_equals_reference_on_gpu():
     sys.path.insert(0, str(HERE))
     try:
-        import _train_check
+        import _autoassist_train_check
     finally:
         sys.path.remove(str(HERE))
-    failures = _train_check.compare("cuda", rel=1e-4)
+    failures = _autoassist_train_check.compare("cuda", rel=1e-4)
     assert not failures, failures

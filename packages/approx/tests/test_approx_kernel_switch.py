@@ -65,7 +65,7 @@ def test_mixed_dtypes_fall_back_to_the_reference():
 
 @pytest.mark.skipif(kernels.triton is None, reason="triton not installed")
 def test_training_steps_triton_equal_reference_under_interpreter():
-    proc = run_under_triton_interpreter(HERE / "_train_check.py", SRC)
+    proc = run_under_triton_interpreter(HERE / "_approx_train_check.py", SRC)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.strip().endswith("ok")
 
@@ -75,13 +75,13 @@ def test_training_steps_triton_equal_reference_under_interpreter():
 def test_training_steps_triton_equal_reference_on_gpu():
     sys.path.insert(0, str(HERE))
     try:
-        import _train_check
+        import _approx_train_check
     finally:
         sys.path.remove(str(HERE))
     prev = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = False  # the reference in full fp32; tl.dot may use TF32
     try:
-        failures = _train_check.compare("cuda", atol=5e-3, rtol=5e-3)
+        failures = _approx_train_check.compare("cuda", atol=5e-3, rtol=5e-3)
     finally:
         torch.backends.cuda.matmul.allow_tf32 = prev
     assert not failures, failures

@@ -1,4 +1,4 @@
-"""Run by test_kernel_switch.py in a subprocess with TRITON_INTERPRET=1 (set before triton is
+"""Run by test_approx_kernel_switch.py in a subprocess with TRITON_INTERPRET=1 (set before triton is
 imported), and imported by its gpu test: a few SGD steps of an approximated MLP with
 ``kernel="triton"`` equal the same steps with ``kernel="reference"`` (fp32), for forward, backward
 and both-mode sampling, top-k and Bernoulli-CRS; the Triton path must actually launch the kernels."""
