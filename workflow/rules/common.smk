@@ -5,6 +5,11 @@ from snakemake.utils import validate
 
 from repro import config as repro_config
 from repro import pipeline
+from repro import snakemake_locks
+
+# Lock files left by a killed run are deleted when no other snakemake instance lives in this
+# directory, so the same command restarts it without --unlock (repro.snakemake_locks).
+snakemake_locks.hold(clear_stale=not (workflow.remote_exec or workflow.subprocess_exec))
 
 
 config.update(repro_config.coerce(dict(config), repro_config.schema()))

@@ -33,18 +33,19 @@ def test_train_stages_one_per_experiment_method_running_every_seed(config):
     assert len(names) == len(set(names))
     s = next(s for s in train if s.name == "train_fake_smoke_hat_boosted")
     assert s.cmd == ("repro run fake --scale smoke --experiment hat --method boosted --seeds 3 --threads 1 "
-                     "--no-progress")
+                     "--checkpoint-seconds 10 --no-progress")
     assert s.outs == [f"results/fake/smoke/hat/boosted/seed{k}.json" for k in range(3)]
 
 
 def test_commands_carry_the_configuration(project):
     """Every command is given what it acts on, so a `--config` override reaches every job."""
     config = cfg.load(overrides={"scale": "paper", "seeds": {"smoke": 3, "paper": 4}, "threads_per_trial": 2,
-                                 "mlflow": {"tracking_uri": "http://mlflow.example:5000"}})
+                                 "checkpoint_seconds": 2.5, "mlflow": {"tracking_uri": "http://mlflow.example:5000"}})
     s = by_name(config)
     train = [v for k, v in s.items() if k.startswith("train_")]
     assert len(train) == 2 * 2 and all(len(t.outs) == 4 for t in train)
     assert all(" --scale paper " in t.cmd and " --seeds 4 " in t.cmd and " --threads 2 " in t.cmd for t in train)
+    assert all(" --checkpoint-seconds 2.5 " in t.cmd for t in train)
     assert all("--tracking-uri http://mlflow.example:5000" in t.cmd for t in train)
     assert s["evaluate_fake_paper"].cmd == "repro evaluate fake --scale paper --seeds 4"
     assert s["report_fake"].cmd == ("repro report fake --scale paper --seeds 4 "

@@ -32,12 +32,32 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
         base["mlflow"] = {**(base.get("mlflow") or {}), "tracking_uri": args.tracking_uri}
     if getattr(args, "mirror", None):
         base["data_mirror"] = args.mirror
+    if getattr(args, "checkpoint_seconds", None) is not None:
+        base["checkpoint_seconds"] = args.checkpoint_seconds
     config = cfg.validate(base)
     if getattr(args, "seeds", None) is not None:
         seeds = dict(config["seeds"])
         seeds[config["scale"]] = args.seeds
         config = cfg.validate({**config, "seeds": seeds})
     return config
+
+
+class Terminated(SystemExit):
+    """SIGTERM (Snakemake stopping its jobs, ``scancel``, a time limit) raised as an exception in
+    a training command: its MLflow run is closed as FAILED, no partial file is left, and the
+    trial's checkpoint stays for the re-run."""
+
+    def __str__(self) -> str:
+        return "the process received SIGTERM"
+
+
+def _end_on_sigterm() -> None:
+    import signal
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def cmd_papers(args: argparse.Namespace) -> None:
@@ -111,7 +131,7 @@ def cmd_data_prepare(args: argparse.Namespace, extra: list[str]) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    from repro import paths
+    from repro import paths, snakemake_locks
     from repro.run import run_trial
 
     config = _config(args)
@@ -124,6 +144,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     if args.n_seeds is not None and args.n_seeds < 1:
         raise ReproError(f"--seeds must be >= 1, got {args.n_seeds}")
     seeds = [args.seed] if args.seed is not None else list(range(args.n_seeds))
+    _end_on_sigterm()
+    snakemake_locks.join(paths.project_root())
     for seed in seeds:  # one trial per seed, one after the other in this process
         out = run_trial(args.paper, args.experiment, args.method, seed, config["scale"], config,
                         progress=not args.no_progress)
@@ -337,6 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run seeds 0..N-1 one after the other (a result file each)")
     _scale_opt(p)
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's own choice)")
+    p.add_argument("--checkpoint-seconds", type=float, metavar="S",
+                   help="checkpoint at the first epoch boundary S seconds after the last checkpoint; a killed "
+                        "trial run again resumes there (0: off; default: params.yaml's checkpoint_seconds)")
     _tracking_opt(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import platform
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 import torch
 
+import repro
 from repro import paths
-from repro.papers import papers
+from repro.papers import get_paper, papers
 
 PACKAGES = ("torch", "torchvision", "numpy", "mlflow", "snakemake", "dvc", "triton")
 
@@ -29,6 +32,27 @@ def git_state() -> dict[str, str]:
     commit = _git("rev-parse", "HEAD") or "unknown"
     dirty = _git("status", "--porcelain", "--untracked-files=no")
     return {"git_commit": commit, "git_dirty": str(bool(dirty)).lower()}
+
+
+def source_dirs(paper: str) -> list[Path]:
+    """The source trees a trial of *paper* runs: the core's and the paper package's — the
+    project's own ``packages/<name>/src`` in a checkout, else wherever they are installed."""
+    core = Path(repro.__file__).resolve().parent.parent.parent  # .../packages/core
+    return [paths.checkout_dir(d) / "src" for d in (core, get_paper(paper).package_dir.resolve())]
+
+
+@functools.cache
+def tree_digest(directory: Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(directory.rglob("*")):
+        if f.is_file() and "__pycache__" not in f.parts and not f.name.endswith((".pyc", ".egg-info")):
+            h.update(str(f.relative_to(directory)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def code_digest(paper: str) -> str:
+    """sha256 over the content of the core's and *paper*'s source (not their mtimes)."""
+    return hashlib.sha256("".join(tree_digest(d) for d in source_dirs(paper)).encode()).hexdigest()[:16]
 
 
 def cpu_name() -> str:

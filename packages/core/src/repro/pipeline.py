@@ -18,8 +18,6 @@ reads them), nothing else.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
 import shlex
 from dataclasses import dataclass, field
@@ -28,8 +26,7 @@ from typing import Any
 
 import yaml
 
-import repro
-from repro import catalog, leaderboard, paths
+from repro import catalog, environment, leaderboard, paths
 from repro import config as cfg
 from repro.papers import get_paper
 
@@ -96,7 +93,8 @@ def train_cmd(paper: str, scale: str, experiment: str, method: str, config: dict
     about 8 s per process on a CPU, a third of a smoke trial. Seeds stay independent trials."""
     n_seeds = config["seeds"][scale]
     return (f"repro run {paper} --scale {scale} --experiment {experiment} --method {method} --seeds {n_seeds}"
-            f" --threads {config['threads_per_trial']}{_tracking_opt(config)} --no-progress")
+            f" --threads {config['threads_per_trial']} --checkpoint-seconds {config['checkpoint_seconds']:g}"
+            f"{_tracking_opt(config)} --no-progress")
 
 
 def trial_file(paper: str, scale: str, experiment: str, method: str, seed: int | str) -> str:
@@ -126,30 +124,16 @@ def metrics_file(paper: str, scale: str) -> str:
     return _r(paths.metrics_path(paper, scale))
 
 
-def source_dirs(paper: str) -> list[Path]:
-    """The source trees a trial of *paper* runs: the core's and the paper package's — the
-    project's own ``packages/<name>/src`` in a checkout, else wherever they are installed."""
-    core = Path(repro.__file__).resolve().parent.parent.parent  # .../packages/core
-    return [paths.checkout_dir(d) / "src" for d in (core, get_paper(paper).package_dir.resolve())]
+# What code a trial runs (its source trees and their content hash) is part of its environment;
+# a trial's checkpoint records the same digest (``repro.run``), so a resume never mixes code versions.
+source_dirs = environment.source_dirs
+_tree_digest = environment.tree_digest
+code_digest = environment.code_digest
 
 
 def source_deps(paper: str) -> list[str]:
     """The same source trees as DVC dependencies, relative to the project root."""
     return [_r(d) for d in source_dirs(paper)]
-
-
-@functools.cache
-def _tree_digest(directory: Path) -> str:
-    h = hashlib.sha256()
-    for f in sorted(directory.rglob("*")):
-        if f.is_file() and "__pycache__" not in f.parts and not f.name.endswith((".pyc", ".egg-info")):
-            h.update(str(f.relative_to(directory)).encode() + b"\0" + f.read_bytes() + b"\0")
-    return h.hexdigest()
-
-
-def code_digest(paper: str) -> str:
-    """sha256 over the content of the core's and *paper*'s source (not their mtimes)."""
-    return hashlib.sha256("".join(_tree_digest(d) for d in source_dirs(paper)).encode()).hexdigest()[:16]
 
 
 def timed_experiments(paper: str, scale: str) -> set[str]:

@@ -9,6 +9,8 @@ trial leaves no file that looks finished.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 import os
 import random
@@ -67,6 +69,10 @@ class RunContext:
     progress: bool = True
     mlflow_run_id: str = ""
     eval_time_s: float = 0.0
+    # Save a checkpoint at the next boundary once this much wall time has passed since the last
+    # one (0: only where the method's own ``checkpoint_every`` says). See ``checkpoint_due``.
+    checkpoint_seconds: float = 0.0
+    last_checkpoint_at: float = field(default_factory=time.monotonic, repr=False)
 
     def use_train_subset(self, n: int) -> None:
         """Restrict the training split to a fixed subset of *n* samples (the same for every seed and
@@ -136,6 +142,7 @@ class RunContext:
             "extra": self.extra,
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
+            **({"cuda_rng": torch.cuda.get_rng_state(self.device)} if self.device.type == "cuda" else {}),
             "mlflow_run_id": self.mlflow_run_id,
         }
 
@@ -148,11 +155,24 @@ class RunContext:
         self.extra = dict(state["extra"])
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+
+    def checkpoint_due(self, done: int, every: int = 0) -> bool:
+        """Save a checkpoint at this boundary (after *done* epochs, passes or steps)? Yes when the
+        method's own cadence *every* (0: none) falls here, or when ``checkpoint_seconds`` (0: off)
+        of wall time have passed since the last checkpoint (or since the trial started). Methods
+        ask only where training goes on (never after their last unit of work). Saving changes no
+        result: it reads the state and runs off the training clock."""
+        if every and done % every == 0:
+            return True
+        return self.checkpoint_seconds > 0 and time.monotonic() - self.last_checkpoint_at >= self.checkpoint_seconds
 
     def save_checkpoint(self, method_state: dict[str, Any]) -> None:
         """Save the method's state together with the run's records (history, clock, RNG)."""
         with self.clock.paused():
             self.checkpoint.save({"method": method_state, "ctx": self.state_dict()})
+        self.last_checkpoint_at = time.monotonic()
 
     def load_checkpoint(self) -> dict[str, Any] | None:
         """The method's saved state if this trial was interrupted before, with records restored."""
@@ -220,7 +240,19 @@ def build_context(paper_slug: str, experiment: str, method: str, seed: int, scal
         raise ReproError(f"seed must be >= 0, got {seed}")
     workload = catalog.get_workload(paper.experiment(scale, experiment).workload)
     ckpt = paths.checkpoint_dir() / paper_slug / scale / experiment / method / f"seed{seed}.pt"
-    return make_context(paper_slug, experiment, method, seed, scale, workload, ckpt, progress), hparams
+    ctx = make_context(paper_slug, experiment, method, seed, scale, workload, ckpt, progress)
+    ctx.checkpoint.key = trial_key(ctx, hparams)
+    return ctx, hparams
+
+
+def trial_key(ctx: RunContext, hparams: dict[str, Any]) -> str:
+    """What a checkpoint must match to be resumed: the trial, its hyper-parameters, data, code
+    (``environment.code_digest``), device and torch thread count (threads change the numbers)."""
+    key = {"paper": ctx.paper, "experiment": ctx.experiment, "method": ctx.method, "seed": ctx.seed,
+           "scale": ctx.scale, "workload": ctx.workload.name, "hparams": hparams, "dataset_sha256": ctx.data.sha256,
+           "code": environment.code_digest(ctx.paper), "device": ctx.device.type,
+           "torch_threads": torch.get_num_threads()}
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def execute(ctx: RunContext, spec: Method, hparams: dict[str, Any], config: dict[str, Any], *,
@@ -279,6 +311,7 @@ def run_trial(paper_slug: str, experiment: str, method: str, seed: int, scale: s
     out = out or paths.trial_path(paper_slug, scale, experiment, method, seed)
     out.unlink(missing_ok=True)  # never leave a previous result beside a new attempt
     ctx, hparams = build_context(paper_slug, experiment, method, seed, scale, progress)
+    ctx.checkpoint_seconds = float(config.get("checkpoint_seconds") or 0)
     spec = get_paper(paper_slug).method(method)
     result = execute(ctx, spec, hparams, config, mlflow_experiment=paper_slug,
                      run_name=f"{experiment}/{method}/seed{seed}")

@@ -24,10 +24,13 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import hashlib
 import json
 import math
 import os
 import re
+import socket
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -102,8 +105,34 @@ def _param_value(value: Any) -> str:
     return text[:MAX_PARAM_LEN]
 
 
+# A trial's identity within its MLflow experiment: its run name and these tags (``repro.run.execute``).
+TRIAL_IDENTITY = ("paper", "experiment", "method", "scale", "seed")
+
+
+def _process_tags() -> dict[str, str]:
+    """Which project and process a run belongs to: how a re-run tells an orphaned run (its
+    process was killed) from one still running. The project is a hash of its root path."""
+    project = hashlib.sha256(str(paths.project_root()).encode()).hexdigest()[:16]
+    return {"repro.project": project, "repro.host": socket.gethostname(), "repro.pid": str(os.getpid())}
+
+
+def _alive(pid: str | None) -> bool:
+    try:
+        os.kill(int(pid or ""), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 class TrackedRun:
-    """A context manager around one MLflow run; marks it FAILED if the body raises."""
+    """A context manager around one MLflow run; marks it FAILED if the body raises.
+
+    A trial run again continues its run (*resume_run_id*, from its checkpoint) if the store has it;
+    any other run of the same trial and project that is still RUNNING although its process is gone
+    (killed: SIGKILL, OOM, a node lost) is then marked FAILED, so no run stays RUNNING forever.
+    """
 
     def __init__(self, paper: str, run_name: str, params: dict[str, Any], tags: dict[str, str],
                  config: dict[str, Any] | None = None, resume_run_id: str | None = None,
@@ -121,20 +150,55 @@ class TrackedRun:
     def __enter__(self) -> "TrackedRun":
         from mlflow.entities import Param, RunTag
 
-        if self.resume_run_id:
+        process = _process_tags()
+        if self.resume_run_id and self._resumable(self.resume_run_id):
             self.run_id = self.resume_run_id
-            self.client.set_tag(self.run_id, "resumed", "true")
-            return self
-        run = self.client.create_run(self.experiment_id, run_name=self.run_name)
-        self.run_id = run.info.run_id
-        self.client.log_batch(
-            self.run_id,
-            params=[Param(k, _param_value(v)) for k, v in sorted(self.params.items())],
-            tags=[RunTag(k, str(v)) for k, v in sorted(self.tags.items())],
-        )
-        if self.dataset:
-            log_dataset(self.client, self.run_id, **self.dataset)
+            self.client.update_run(self.run_id, status="RUNNING")
+            self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in {**process, "resumed": "true"}.items()])
+        else:
+            # Tagged as it is created: a process killed at any later point leaves a run a re-run can identify.
+            run = self.client.create_run(self.experiment_id, run_name=self.run_name,
+                                         tags={k: str(v) for k, v in sorted({**self.tags, **process}.items())})
+            self.run_id = run.info.run_id
+            self.client.log_batch(self.run_id, params=[Param(k, _param_value(v)) for k, v in sorted(self.params.items())])
+            if self.dataset:
+                log_dataset(self.client, self.run_id, **self.dataset)
+        self._fail_orphans(process)
         return self
+
+    def _resumable(self, run_id: str) -> bool:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            info = self.client.get_run(run_id).info
+        except MlflowException:
+            info = None
+        if info is None or info.lifecycle_stage != "active" or info.experiment_id != self.experiment_id:
+            print(f"MLflow run {run_id} named by the checkpoint is not in experiment {self.experiment_id} of "
+                  f"{self.uri}; the resumed trial logs to a new run", file=sys.stderr)
+            return False
+        return True
+
+    def _fail_orphans(self, process: dict[str, str]) -> None:
+        """Mark FAILED the runs of this trial (same run name, identity tags and project) that are
+        RUNNING although their process is gone: the trial is running again, in this run."""
+        identity = {k: str(self.tags[k]) for k in TRIAL_IDENTITY if k in self.tags}
+        if not identity:
+            return
+        running = self.client.search_runs(
+            [self.experiment_id], max_results=1000,
+            filter_string=f"attributes.status = 'RUNNING' and tags.`repro.project` = '{process['repro.project']}'")
+        for run in running:
+            tags = run.data.tags
+            if (run.info.run_id == self.run_id or run.info.run_name != self.run_name
+                    or any(tags.get(k) != v for k, v in identity.items())):
+                continue
+            if tags.get("repro.host") == process["repro.host"] and _alive(tags.get("repro.pid")):
+                continue  # its process still runs on this machine: not an orphan
+            self.client.set_tag(run.info.run_id, "error",
+                                f"orphaned: its process (pid {tags.get('repro.pid')} on {tags.get('repro.host')}) "
+                                f"ended without closing the run; the trial was run again as {self.run_id}")
+            self.client.set_terminated(run.info.run_id, "FAILED")
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc is not None:

@@ -63,7 +63,8 @@ class GradientConfig:
     weight_decay: float | None = hp(None, "L2 weight decay (default: the optimizer's own)", low=0)
     momentum: float | None = hp(None, "SGD momentum (sgd only; default 0)", low=0, high=1)
     eval_every: int = hp(1, "evaluate every this many epochs (and after the last)", low=1)
-    checkpoint_every: int = hp(0, "save a resumable checkpoint every this many epochs (0: never)", low=0)
+    checkpoint_every: int = hp(0, "also save a resumable checkpoint every this many epochs (0: only the "
+                               "time-based ones of the run's checkpoint_seconds)", low=0)
     plateau_patience: int | None = hp(None, "stop after this many evaluations without a validation "
                                             "improvement (None: no plateau stop)", low=1)
     plateau_min_delta: float = hp(1e-4, "relative improvement that counts for the plateau stop", low=0)
@@ -195,7 +196,8 @@ class Trainer:
 
     Args:
         eval_every: evaluate every this many epochs (and always after the last one).
-        checkpoint_every: save a resumable checkpoint every this many epochs (0: never).
+        checkpoint_every: save a resumable checkpoint every this many epochs (0: never); the
+            trial's ``checkpoint_seconds`` adds time-based ones (``RunContext.checkpoint_due``).
         hooks: the method's plug-ins, called in order at every hook point.
     """
 
@@ -304,8 +306,7 @@ class Trainer:
             with ctx.clock.measuring():
                 self._call("epoch_end")
             # No checkpoint at the epoch training ends: a resume from it would train past the stop.
-            if (self.checkpoint_every and s.epoch % self.checkpoint_every == 0 and s.epoch < self.epochs
-                    and not s.stop):
+            if s.epoch < self.epochs and not s.stop and ctx.checkpoint_due(s.epoch, self.checkpoint_every):
                 ctx.save_checkpoint(self._checkpoint_state())
             bar.update(1)
         bar.close()

@@ -33,7 +33,8 @@ class AssimilationConfig:
     init_std: float | None = hp(None, "None: LeCun-normal weights / small biases; else N(0, init_std²) for all",
                                 low=0, low_open=True)
     batch_size: int = hp(20, "EnKF only: observations per analysis step (samples per mini-batch)", low=1)
-    checkpoint_every: int = hp(0, "save a resumable checkpoint every this many steps (0: never)", low=0)
+    checkpoint_every: int = hp(0, "also save a resumable checkpoint every this many passes (0: only the "
+                               "time-based ones of the run's checkpoint_seconds)", low=0)
 
     def forward_budget(self) -> int:
         """Full-data forward passes per member × members: what a GD baseline gets as epochs."""

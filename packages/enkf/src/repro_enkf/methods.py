@@ -78,7 +78,7 @@ def _assimilate(ctx: RunContext, hparams: dict[str, Any], online: bool) -> None:
                 step += 1
         spread = ensemble_spread(theta)
         ctx.evaluate(_predictor(theta, sizes, act), epoch=i + 1, step=step, ensemble_spread=spread)
-        if cfg.checkpoint_every and (i + 1) % cfg.checkpoint_every == 0 and i + 1 < cfg.n_assimilations:
+        if i + 1 < cfg.n_assimilations and ctx.checkpoint_due(i + 1, cfg.checkpoint_every):
             ctx.save_checkpoint({"theta": theta.cpu(), "done": i + 1, "step": step})
     ctx.extra["final_spread"] = ensemble_spread(theta)
     ctx.extra["spread_ratio"] = ctx.extra["final_spread"] / ctx.extra["initial_spread"]
