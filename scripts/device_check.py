@@ -195,6 +195,20 @@ def _synthetic(wl: Any, n_train: int, n_test: int) -> Any:
                       sha256="synthetic", num_classes=classes)
 
 
+def _device_generator(device: Any) -> dict[str, Any]:
+    """The augmentation generator on the device, as ``repro.run.make_context`` gives a trial (where
+    this core's ``RunContext`` has one)."""
+    import dataclasses
+
+    import torch
+
+    from repro.run import RunContext
+
+    if device.type != "cuda" or "device_generator" not in {f.name for f in dataclasses.fields(RunContext)}:
+        return {}
+    return {"device_generator": torch.Generator(device=device).manual_seed(0)}
+
+
 def _fit_methods(paper: Any, experiment: str, data: Any, methods: list[str], overrides: dict[str, Any],
                  tmp: Path) -> list[dict[str, Any]]:
     """Train each method once (seed 0) on *data*; its training time, final test accuracy, ratio."""
@@ -218,7 +232,7 @@ def _fit_methods(paper: Any, experiment: str, data: Any, methods: list[str], ove
         ctx = RunContext(paper=paper.slug, experiment=experiment, method=m, seed=0, scale="paper", workload=wl,
                          data=wl.split(data).to(device), device=device, clock=TrainClock(device),
                          checkpoint=Checkpointer(tmp / f"{paper.slug}-{experiment}-{m}.pt"),
-                         generator=torch.Generator().manual_seed(0), progress=False)
+                         generator=torch.Generator().manual_seed(0), progress=False, **_device_generator(device))
         spec.fit(ctx, hparams)
         last = ctx.history[-1] if ctx.history else {}
         rows.append({"method": m, "baseline": spec.is_baseline, "train_time_s": ctx.clock.elapsed,
