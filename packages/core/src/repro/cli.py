@@ -207,7 +207,7 @@ def cmd_leaderboard_list(args: argparse.Namespace) -> None:
 
 
 def cmd_leaderboard_train(args: argparse.Namespace) -> None:
-    from repro import leaderboard, paths
+    from repro import leaderboard, paths, snakemake_locks
 
     config = _board_config(args)
     if args.threads is not None:
@@ -216,6 +216,8 @@ def cmd_leaderboard_train(args: argparse.Namespace) -> None:
         import torch
 
         torch.set_num_threads(args.threads)
+    _end_on_sigterm()  # as `repro run`: SIGTERM closes the MLflow run FAILED; a live job holds the instances lock
+    snakemake_locks.join(paths.project_root())
     out = leaderboard.train_workload(args.workload, config["scale"], leaderboard.board_seeds(config),
                                      config["papers"], config["leaderboard"]["methods"], config,
                                      progress=not args.no_progress)
