@@ -523,7 +523,7 @@ def test_train_clock(fake_time):
 
 @pytest.mark.parametrize(("hparams", "match"), [
     ({"optimiser": "adam"}, r"unknown gradient-descent hyper-parameter 'optimiser'; valid choices: batch_size, "
-                            r"checkpoint_every, epochs, eval_every, lr, "),
+                            r"channels_last, checkpoint_every, compile, deterministic, epochs, eval_every, lr, "),
     ({"optimizer": "rmsprop"}, r"unknown gradient-descent hyper-parameter 'optimizer' value 'rmsprop'; "
                                r"valid choices: adam, adamw, sgd"),
     ({"lr": 0}, r"'lr' must be in \(0, inf\], got 0.0"),

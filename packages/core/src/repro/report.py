@@ -18,7 +18,7 @@ from typing import Any
 
 import markdown
 
-from repro import environment, paths, tracking
+from repro import environment, paths, performance, tracking
 from repro.errors import ReproError
 from repro.evaluate import load_trials
 from repro.papers import get_paper
@@ -109,6 +109,7 @@ def build_report(paper_slug: str, scale: str, seeds: list[int], config: dict[str
         "",
         f"**Scale:** `{scale}` · **seeds:** {len(seeds)} · **generated:** "
         f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} · **device:** {trials[0]['device']}",
+        *_performance_lines(trials),
         "",
         "## Verdicts",
         "",
@@ -267,3 +268,17 @@ def build_index(papers: list[str], scale: str, leaderboard: bool = False) -> Pat
                out / "index.md")
     write_text(to_html(text, "Reproduction reports", out), out / "index.html")
     return out / "index.html"
+
+
+def _performance_lines(trials: list[dict[str, Any]]) -> list[str]:
+    """The Trainer's GPU switches of the trials (``repro.performance``), where any trial ran with
+    other than the CPU's (deterministic fp32, no warm-up): the deterministic/fast mode a timing ran in."""
+    modes = sorted({json.dumps(t["performance"], sort_keys=True) for t in trials if t.get("performance")})
+    if not modes or modes == [json.dumps(performance.Performance().record(), sort_keys=True)]:
+        return []
+    text = []
+    for mode in map(json.loads, modes):
+        switches = [mode["precision"], "deterministic" if mode["deterministic"] else "fast (non-deterministic, "
+                    "cudnn.benchmark)"] + [k for k in ("tf32", "channels_last", "compile") if mode[k]]
+        text.append(", ".join(switches) + f", {mode['warmup_steps']} warm-up steps off the clock")
+    return ["", "**Training mode:** " + " · ".join(text) + " (`repro.performance`)"]

@@ -73,6 +73,17 @@ class RunContext:
     # one (0: only where the method's own ``checkpoint_every`` says). See ``checkpoint_due``.
     checkpoint_seconds: float = 0.0
     last_checkpoint_at: float = field(default_factory=time.monotonic, repr=False)
+    # On CUDA: a generator on the device for the training loop's draws (epoch order, augmentation,
+    # a method's noise), so that no step waits for a host-to-device copy; None on the CPU.
+    device_generator: torch.Generator | None = None
+    # The Trainer's GPU switches that applied (``repro.performance``); recorded in the result JSON.
+    performance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def step_generator(self) -> torch.Generator:
+        """The generator of the training loop's random draws: on the device on CUDA, the run's own
+        on the CPU (so CPU results are those of one generator, as before)."""
+        return self.device_generator if self.device_generator is not None else self.generator
 
     def use_train_subset(self, n: int) -> None:
         """Restrict the training split to a fixed subset of *n* samples (the same for every seed and
@@ -142,6 +153,7 @@ class RunContext:
             "extra": self.extra,
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
+            **({"device_generator": self.device_generator.get_state()} if self.device_generator is not None else {}),
             **({"cuda_rng": torch.cuda.get_rng_state(self.device)} if self.device.type == "cuda" else {}),
             "mlflow_run_id": self.mlflow_run_id,
         }
@@ -155,6 +167,8 @@ class RunContext:
         self.extra = dict(state["extra"])
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
+        if "device_generator" in state and self.device_generator is not None:
+            self.device_generator.set_state(state["device_generator"])
         if "cuda_rng" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)
 
@@ -224,6 +238,7 @@ def make_context(paper_slug: str, experiment: str, method: str, seed: int, scale
         paper=paper_slug, experiment=experiment, method=method, seed=seed, scale=scale,
         workload=workload, data=data, device=device, clock=TrainClock(device), checkpoint=Checkpointer(checkpoint),
         generator=torch.Generator().manual_seed(seed), progress=progress,
+        device_generator=torch.Generator(device=device).manual_seed(seed) if device.type == "cuda" else None,
     )
 
 
@@ -294,6 +309,7 @@ def execute(ctx: RunContext, spec: Method, hparams: dict[str, Any], config: dict
             "hparams": hparams, "summary": summary, "history": ctx.history,
             "mlflow_run_id": tracked.run_id, "device": environment.device_name(device),
             "torch_threads": torch.get_num_threads(),
+            **({"performance": ctx.performance} if ctx.performance else {}),
             # the torch thread count changes per-epoch numbers: provenance, beside the hardware
             "environment": {**environment.git_state(), **environment.hardware(),
                             "torch_threads": torch.get_num_threads(), "versions": environment.package_versions()},

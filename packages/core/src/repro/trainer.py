@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 
 from repro import hparams as H
 from repro import metrics as M
+from repro import performance as P
 from repro.errors import ReproError, unknown
 from repro.hparams import hp
 from repro.paper import Method
@@ -72,6 +73,17 @@ class GradientConfig:
     lr_step: int = hp(10, "step schedule: epochs between decays", low=1)
     lr_gamma: float = hp(0.1, "step schedule: decay factor", low=0, high=1, low_open=True)
     warmup_epochs: int = hp(0, "linear warm-up of the learning rate over this many epochs", low=0)
+    # GPU switches (repro.performance; None: the default of the scale; all but warmup_steps are
+    # ignored on the CPU)
+    precision: str | None = hp(None, "training forward and loss precision on CUDA: fp32, or bf16 autocast "
+                                     "(None: fp32)", choices=P.PRECISIONS)
+    tf32: bool | None = hp(None, "TF32 matmuls and convolutions on CUDA (None: on at paper scale)")
+    channels_last: bool | None = hp(None, "channels_last model and 4-D batches on CUDA (None: on at paper scale)")
+    compile: bool | None = hp(None, "torch.compile the training forward on CUDA (None: off)")
+    deterministic: bool | None = hp(None, "deterministic CUDA algorithms, cudnn.benchmark off; False: the fast "
+                                          "mode for timing (None: on at smoke scale, off at paper scale)")
+    warmup_steps: int | None = hp(None, "first optimizer steps of a process run off the training clock, timed "
+                                        "apart as warmup_time_s (None: 0 on the CPU, 5 on CUDA)", low=0)
 
 
 GD_KEYS = H.keys(GradientConfig)
@@ -204,7 +216,8 @@ class Trainer:
     def __init__(self, ctx: RunContext, model: nn.Module, optimizer: torch.optim.Optimizer, *,
                  epochs: int, batch_size: int, scheduler: Any = None, hooks: Sequence[Hook] = (),
                  eval_every: int = 1, checkpoint_every: int = 0,
-                 loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> None:
+                 loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                 performance: P.Performance | None = None) -> None:
         if epochs < 1 or batch_size < 1 or eval_every < 1 or checkpoint_every < 0:
             raise ReproError(
                 f"Trainer: epochs, batch_size, eval_every must be >= 1 and checkpoint_every >= 0 "
@@ -215,8 +228,15 @@ class Trainer:
         self.hooks = list(hooks)
         self.eval_every, self.checkpoint_every = eval_every, checkpoint_every
         self.loss_fn = loss_fn or ctx.workload.loss_fn()
-        self.state = TrainState(ctx=ctx, model=model.to(ctx.device), optimizer=optimizer, scheduler=scheduler)
+        # GPU switches (default: those of the trial's scale and device; see repro.performance)
+        self.perf = performance or P.resolve(ctx.device, ctx.scale)
+        ctx.performance = self.perf.record()
+        model = P.apply(self.perf, ctx.device, model.to(ctx.device))
+        self.state = TrainState(ctx=ctx, model=model, optimizer=optimizer, scheduler=scheduler)
+        self.warmup = P.Warmup(ctx.clock, self.perf.warmup_steps, ctx.device)
         self.decides_on_validation = any(h.decides_on_validation for h in self.hooks)
+        # the training forward: the model, compiled if asked
+        self._forward = P.training_forward(self.perf, self.state.model)
 
     def _call(self, event: str) -> None:
         for hook in self.hooks:
@@ -246,23 +266,28 @@ class Trainer:
     def _run_epoch(self) -> torch.Tensor:
         s, ctx = self.state, self.ctx
         x_all, y_all = ctx.data.x_train, ctx.data.y_train
-        order = torch.randperm(len(x_all), generator=ctx.generator).to(ctx.device)
+        gen = ctx.step_generator  # on the device on CUDA: no host-to-device copy (the run's generator on the CPU)
+        order = torch.randperm(len(x_all), generator=gen, device=gen.device).to(ctx.device)
         loss_sum = torch.zeros((), device=ctx.device)
         seen = 0
         s.model.train()
+        forward = self._forward
         for start in range(0, len(order), self.batch_size):
+            self.warmup.before_step()  # the first steps of the process: off the clock
             idx = order[start:start + self.batch_size]
             x, y = x_all[idx], y_all[idx]
             if ctx.workload.augment:  # training batches only; default off
-                x = augment_batch(ctx.workload.augment, x, ctx.generator)
+                x = augment_batch(ctx.workload.augment, x, gen)
+            x = P.prepare_batch(self.perf, x)
             for hook in self.hooks:
                 x, y = hook.select_batch(s, x, y)
             if len(x) == 0:  # a selection hook may drop a whole batch
                 continue
             s.x, s.y, s.skip_step = x, y, False
             self._call("before_forward")
-            s.outputs = s.model(x)
-            s.loss = self.loss_fn(s.outputs, y)
+            with P.autocast(self.perf, ctx.device):
+                s.outputs = forward(x)
+                s.loss = self.loss_fn(s.outputs, y)
             ctx.count_forward(len(x))
             self._call("after_forward")
             self._call("before_backward")
@@ -276,6 +301,10 @@ class Trainer:
             loss_sum += s.loss.detach() * len(x)
             seen += len(x)
             s.step += 1
+            self.warmup.after_step()
+        self.warmup.end()
+        if self.perf.warmup_steps:
+            ctx.extra.update(warmup_steps=float(self.perf.warmup_steps), warmup_time_s=self.warmup.elapsed)
         if s.scheduler is not None:
             s.scheduler.step()
         return loss_sum / max(seen, 1)
@@ -288,6 +317,9 @@ class Trainer:
         else:
             with ctx.clock.measuring():
                 self._call("fit_start")
+        # (the clock a resume restored; the warm-up time of a resumed trial so far)
+        self.warmup = P.Warmup(ctx.clock, self.perf.warmup_steps, ctx.device,
+                               elapsed=float(ctx.extra.get("warmup_time_s", 0.0)))
         bar = tqdm(total=self.epochs, initial=s.epoch, desc=f"{ctx.experiment}/{ctx.method}/seed{ctx.seed}",
                    disable=not ctx.progress, mininterval=1.0, dynamic_ncols=True)
         quality = ctx.workload.target_metric
@@ -344,6 +376,9 @@ def gradient_descent(ctx: RunContext, hparams: GradientConfig | dict[str, Any],
         hooks=all_hooks,
         eval_every=cfg.eval_every,
         checkpoint_every=cfg.checkpoint_every,
+        performance=P.resolve(ctx.device, ctx.scale, precision=cfg.precision, tf32=cfg.tf32,
+                              channels_last=cfg.channels_last, compile=cfg.compile,
+                              deterministic=cfg.deterministic, warmup_steps=cfg.warmup_steps),
     )
     return trainer.fit()
 

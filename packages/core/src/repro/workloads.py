@@ -132,12 +132,15 @@ class Workload:
 def random_crop_flip(x: torch.Tensor, generator: torch.Generator, padding: int = 4) -> torch.Tensor:
     """Random crop with *padding* zero pixels on each side + random horizontal flip, per sample.
 
-    Tensor ops on *x*'s device (N, C, H, W); the random offsets and flips are drawn on the CPU
-    from *generator* (the run's generator, saved in checkpoints) so resumed runs augment the same.
+    Tensor ops on *x*'s device (N, C, H, W); the random offsets and flips are drawn on
+    *generator*'s device from *generator* (the run's ``RunContext.step_generator``, saved in
+    checkpoints, so resumed runs augment the same). With a generator on *x*'s device (the Trainer's
+    on CUDA) no step waits for a host-to-device copy.
     """
     n, _, h, w = x.shape
-    offsets = torch.randint(0, 2 * padding + 1, (2, n), generator=generator).to(x.device)
-    flips = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+    offsets = torch.randint(0, 2 * padding + 1, (2, n), generator=generator, device=generator.device)
+    flips = torch.rand(n, generator=generator, device=generator.device) < 0.5
+    offsets, flips = offsets.to(x.device), flips.to(x.device)  # no-ops when the devices agree
     padded = nn.functional.pad(x, (padding, padding, padding, padding))
     rows = (offsets[0][:, None] + torch.arange(h, device=x.device))[:, :, None]  # (N, H, 1)
     cols = (offsets[1][:, None] + torch.arange(w, device=x.device))[:, None, :]  # (N, 1, W)

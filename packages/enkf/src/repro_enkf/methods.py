@@ -73,7 +73,9 @@ def _assimilate(ctx: RunContext, hparams: dict[str, Any], online: bool) -> None:
                 xb, yb = (x, y) if idx is None else (x[idx], y[idx])
                 preds = ensemble_forward(theta, xb, sizes, act).reshape(cfg.ensemble_size, -1)
                 ctx.count_forward(cfg.ensemble_size * len(xb))
-                noise = torch.randn(preds.shape, generator=ctx.generator).to(ctx.device)
+                # drawn on the device on CUDA (no host-to-device copy per update); the run's generator on the CPU
+                gen = ctx.step_generator
+                noise = torch.randn(preds.shape, generator=gen, device=gen.device).to(ctx.device)
                 theta = analysis_update(theta, preds, yb.reshape(-1), var, alphas[i], noise)
                 step += 1
         spread = ensemble_spread(theta)
