@@ -1,7 +1,6 @@
 """The container recipes: lint-clean (hadolint) and built from the lockfile.
 
-Building the images needs a Docker engine and a registry, so it is not done here;
-these checks keep the recipes honest without one.
+These checks need no Docker engine; tests/test_container_build.py (slow) builds and runs the images.
 """
 
 from __future__ import annotations
@@ -10,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -89,10 +89,32 @@ def test_manifests_copied_before_sources(path: Path) -> None:
         assert rel in early, f"{path.name}: add `COPY {rel} {rel}` before `COPY . .`"
 
 
-def test_cuda_image_differs_in_base() -> None:
-    cpu, cuda = _base_image_default(CPU), _base_image_default(CUDA)
-    assert cpu != cuda
-    assert "cuda" in cuda.lower() and "cuda" not in cpu.lower()
+def _nvidia_env(lines: list[str]) -> list[str]:
+    return [ln for ln in lines if ln.upper().startswith("ENV ") and "NVIDIA_" in ln]
+
+
+def test_cuda_recipe_is_the_cpu_recipe_plus_the_nvidia_settings() -> None:
+    """Same base, Python and layers (one build serves both); the CUDA one adds the settings the
+    NVIDIA container toolkit reads, and asks the driver for the CUDA major of the locked wheels."""
+    cpu, cuda = _instructions(CPU), _instructions(CUDA)
+    nvidia = _nvidia_env(cuda)
+    assert len(nvidia) == 1 and not _nvidia_env(cpu)
+    assert [ln for ln in cuda if ln not in nvidia] == cpu
+    settings = dict(re.findall(r"(NVIDIA_\w+)=(\"[^\"]*\"|\S+)", nvidia[0]))
+    assert settings["NVIDIA_VISIBLE_DEVICES"] == "all"
+    assert "compute" in settings["NVIDIA_DRIVER_CAPABILITIES"].split(",")
+    lock = tomllib.loads((ROOT / "uv.lock").read_text())
+    runtime = next(p["version"] for p in lock["package"] if p["name"] == "nvidia-cuda-runtime")
+    major = runtime.split(".")[0]
+    assert settings["NVIDIA_REQUIRE_CUDA"] == f'"cuda>={major}.0"', (settings, runtime)
+
+
+@pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
+def test_no_python_download(path: Path) -> None:
+    """Only the package index is reached: uv uses the base's Python 3.11 and never fetches one."""
+    text = " ".join(_instructions(path))
+    assert "UV_PYTHON_DOWNLOADS=never" in text and "UV_PYTHON_PREFERENCE=only-system" in text
+    assert "uv python install" not in text
 
 
 def test_dockerignore_keeps_state_out_of_the_context() -> None:
