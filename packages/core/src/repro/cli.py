@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -131,7 +132,8 @@ def cmd_data_prepare(args: argparse.Namespace, extra: list[str]) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    from repro import paths, snakemake_locks
+    from repro import distributed, environment, paths, snakemake_locks
+    from repro.papers import get_paper
     from repro.run import run_trial
 
     config = _config(args)
@@ -144,14 +146,31 @@ def cmd_run(args: argparse.Namespace) -> None:
     if args.n_seeds is not None and args.n_seeds < 1:
         raise ReproError(f"--seeds must be >= 1, got {args.n_seeds}")
     seeds = [args.seed] if args.seed is not None else list(range(args.n_seeds))
+    if args.processes is not None and args.processes < 1:
+        raise ReproError(f"--processes must be >= 1, got {args.processes}")
+    if (args.processes or 1) > 1 and not distributed.launched():
+        # Refuse what cannot run before starting any process; then the same command in N processes.
+        paper = get_paper(args.paper)
+        spec = paper.method(args.method)
+        spec.validate(paper.trial_hparams(config["scale"], args.experiment, args.method))
+        distributed.check_method(spec, args.paper, args.processes)
+        distributed.launch(args.processes, ["-m", "repro.cli", *args.argv], threads=args.threads)
+        return
+    if distributed.launched():  # one of the processes of `--processes N` (or of torchrun)
+        distributed.init(environment.select_device(), expected=args.processes)
     _end_on_sigterm()
     snakemake_locks.join(paths.project_root())
-    for seed in seeds:  # one trial per seed, one after the other in this process
-        out = run_trial(args.paper, args.experiment, args.method, seed, config["scale"], config,
-                        progress=not args.no_progress)
-        summary = json.loads(out.read_text())["summary"]
-        quality = {k: v for k, v in summary.items() if k.startswith("test_")}
-        print(f"wrote {paths.rel(out)}: {quality}, train_time_s={summary['train_time_s']:.3f}", flush=True)
+    try:
+        for seed in seeds:  # one trial per seed, one after the other in this process
+            out = run_trial(args.paper, args.experiment, args.method, seed, config["scale"], config,
+                            progress=not args.no_progress)
+            if not distributed.is_main():
+                continue
+            summary = json.loads(out.read_text())["summary"]
+            quality = {k: v for k, v in summary.items() if k.startswith("test_")}
+            print(f"wrote {paths.rel(out)}: {quality}, train_time_s={summary['train_time_s']:.3f}", flush=True)
+    finally:
+        distributed.shutdown()
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -360,7 +379,11 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--seeds", type=int, dest="n_seeds", metavar="N",
                        help="run seeds 0..N-1 one after the other (a result file each)")
     _scale_opt(p)
-    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's own choice)")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's own choice); "
+                                               "with --processes, per process")
+    p.add_argument("--processes", type=int, metavar="N",
+                   help="train each trial in N processes on this machine (DDP: gloo on CPU, NCCL with one "
+                        "GPU each on CUDA; torch's launcher, as torchrun --standalone); default 1")
     p.add_argument("--checkpoint-seconds", type=float, metavar="S",
                    help="checkpoint at the first epoch boundary S seconds after the last checkpoint; a killed "
                         "trial run again resumes there (0: off; default: params.yaml's checkpoint_seconds)")
@@ -461,6 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # `repro run --processes N` runs it N times
     if extra and not getattr(args, "takes_extra", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
@@ -469,7 +493,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             args.func(args)
     except ReproError as exc:
-        print(f"repro: error: {exc}", file=sys.stderr)
+        rank = os.environ.get("RANK", "0") if "LOCAL_RANK" in os.environ else "0"  # one of N processes
+        print(f"repro: error: {'' if rank == '0' else f'[rank {rank}] '}{exc}", file=sys.stderr)
         return 2
     return 0
 

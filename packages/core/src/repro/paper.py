@@ -56,6 +56,8 @@ class Method:
         gradient: the method takes the core's ``GradientConfig`` keys (every
             ``repro.trainer.gradient_method`` does); the leaderboard then gives it the strong
             baseline's optimizer settings. Other methods get only the budget (``epochs``).
+        distributed: the method trains the same in several processes (``repro run --processes N``,
+            ``repro.distributed``); a method that does not say so is refused there.
     """
 
     name: str
@@ -67,6 +69,7 @@ class Method:
     hparams_doc: str = ""
     on_workload: Callable[["Workload"], Mapping[str, Any]] | None = None
     gradient: bool = False  # takes the core's GradientConfig keys (``repro.trainer.gradient_method``)
+    distributed: bool = False  # may train in several processes (DDP)
 
     def setup_for(self, workload: "Workload") -> dict[str, Any]:
         """The method's tunable hyper-parameters on a shared workload; ``NotApplicable`` if it cannot run there."""

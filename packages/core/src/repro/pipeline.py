@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from repro import catalog, environment, leaderboard, paths
+from repro import catalog, distributed, environment, leaderboard, paths
 from repro import config as cfg
 from repro.papers import get_paper
 
@@ -90,11 +90,17 @@ def train_input(paper: str, scale: str, experiment: str) -> str:
 def train_cmd(paper: str, scale: str, experiment: str, method: str, config: dict[str, Any]) -> str:
     """One job runs every seed of (paper, experiment, method), one after the other in one process
     (a result file per seed): the interpreter, torch and MLflow start once, not once per seed —
-    about 8 s per process on a CPU, a third of a smoke trial. Seeds stay independent trials."""
+    about 8 s per process on a CPU, a third of a smoke trial. Seeds stay independent trials.
+
+    ``processes_per_trial`` > 1: each trial trains in that many processes (``--processes``, DDP);
+    a method that cannot is refused here, naming it, before any job runs."""
     n_seeds = config["seeds"][scale]
+    procs = config.get("processes_per_trial", 1)
+    if procs > 1:
+        distributed.check_method(get_paper(paper).method(method), paper, procs)
     return (f"repro run {paper} --scale {scale} --experiment {experiment} --method {method} --seeds {n_seeds}"
-            f" --threads {config['threads_per_trial']} --checkpoint-seconds {config['checkpoint_seconds']:g}"
-            f"{_tracking_opt(config)} --no-progress")
+            f" --threads {config['threads_per_trial']}{f' --processes {procs}' if procs > 1 else ''}"
+            f" --checkpoint-seconds {config['checkpoint_seconds']:g}{_tracking_opt(config)} --no-progress")
 
 
 def trial_file(paper: str, scale: str, experiment: str, method: str, seed: int | str) -> str:
@@ -147,10 +153,12 @@ def timed_experiments(paper: str, scale: str) -> set[str]:
 
 def trial_cores(paper: str, scale: str, experiment: str, config: dict[str, Any], all_cores: int) -> int:
     """Cores the scheduler reserves for one trial: every core for a timed experiment at the smoke
-    scale (CPU), else ``threads_per_trial``. Torch still uses ``threads_per_trial`` threads."""
+    scale (CPU), else ``threads_per_trial`` x ``processes_per_trial``. Torch still uses
+    ``threads_per_trial`` threads in each process."""
+    cores = config["threads_per_trial"] * config.get("processes_per_trial", 1)
     if scale == "smoke" and experiment in timed_experiments(paper, scale):
-        return max(all_cores, config["threads_per_trial"])
-    return config["threads_per_trial"]
+        return max(all_cores, cores)
+    return cores
 
 
 def trial_signature(paper: str, scale: str, experiment: str, method: str) -> str:

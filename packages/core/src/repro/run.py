@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from repro import catalog, environment, paths, tracking
+from repro import catalog, distributed, environment, paths, tracking
 from repro.checkpoint import Checkpointer
 from repro.datasets import TensorData, load_prepared
 from repro.errors import ReproError
@@ -251,6 +251,7 @@ def build_context(paper_slug: str, experiment: str, method: str, seed: int, scal
     paper = get_paper(paper_slug)
     hparams = paper.trial_hparams(scale, experiment, method)
     paper.method(method).validate(hparams)
+    distributed.check_method(paper.method(method), paper_slug, distributed.world_size())
     if seed < 0:
         raise ReproError(f"seed must be >= 0, got {seed}")
     workload = catalog.get_workload(paper.experiment(scale, experiment).workload)
@@ -262,11 +263,11 @@ def build_context(paper_slug: str, experiment: str, method: str, seed: int, scal
 
 def trial_key(ctx: RunContext, hparams: dict[str, Any]) -> str:
     """What a checkpoint must match to be resumed: the trial, its hyper-parameters, data, code
-    (``environment.code_digest``), device and torch thread count (threads change the numbers)."""
+    (``environment.code_digest``), device, torch thread count and processes (they change the numbers)."""
     key = {"paper": ctx.paper, "experiment": ctx.experiment, "method": ctx.method, "seed": ctx.seed,
            "scale": ctx.scale, "workload": ctx.workload.name, "hparams": hparams, "dataset_sha256": ctx.data.sha256,
            "code": environment.code_digest(ctx.paper), "device": ctx.device.type,
-           "torch_threads": torch.get_num_threads()}
+           "torch_threads": torch.get_num_threads(), "processes": distributed.world_size()}
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -287,7 +288,7 @@ def execute(ctx: RunContext, spec: Method, hparams: dict[str, Any], config: dict
     all_tags = {
         "paper": ctx.paper, "experiment": ctx.experiment, "method": ctx.method, "scale": ctx.scale,
         "seed": str(ctx.seed), "dataset_sha256": data.sha256, "device": environment.device_name(device),
-        "torch_threads": str(torch.get_num_threads()),
+        "torch_threads": str(torch.get_num_threads()), "processes": str(distributed.world_size()),
         **environment.git_state(),
         **tracking.source_tags(environment.git_state()["git_commit"], f"repro run {ctx.paper}"),
         **{f"version.{k}": v for k, v in environment.package_versions().items()},
@@ -295,8 +296,10 @@ def execute(ctx: RunContext, spec: Method, hparams: dict[str, Any], config: dict
     }
     dataset = {"name": workload.dataset, "digest": data.sha256,
                "source": paths.rel(paths.prepared_data_path(workload.dataset))}
-    with tracking.TrackedRun(mlflow_experiment, run_name, params, all_tags, config,
-                             resume_run_id=resume_run_id, dataset=dataset) as tracked:
+    # Several processes: rank 0 logs the run, the others log nothing.
+    tracked_run = tracking.TrackedRun if distributed.is_main() else distributed.Untracked
+    with tracked_run(mlflow_experiment, run_name, params, all_tags, config,
+                     resume_run_id=resume_run_id, dataset=dataset) as tracked:
         ctx.mlflow_run_id = tracked.run_id
         spec.fit(ctx, hparams)
         summary = summarise(ctx)
@@ -308,7 +311,7 @@ def execute(ctx: RunContext, spec: Method, hparams: dict[str, Any], config: dict
             "target": workload.target,
             "hparams": hparams, "summary": summary, "history": ctx.history,
             "mlflow_run_id": tracked.run_id, "device": environment.device_name(device),
-            "torch_threads": torch.get_num_threads(),
+            "torch_threads": torch.get_num_threads(), "processes": distributed.world_size(),
             **({"performance": ctx.performance} if ctx.performance else {}),
             # the torch thread count changes per-epoch numbers: provenance, beside the hardware
             "environment": {**environment.git_state(), **environment.hardware(),
@@ -331,6 +334,7 @@ def run_trial(paper_slug: str, experiment: str, method: str, seed: int, scale: s
     spec = get_paper(paper_slug).method(method)
     result = execute(ctx, spec, hparams, config, mlflow_experiment=paper_slug,
                      run_name=f"{experiment}/{method}/seed{seed}")
-    write_json(result, out)
-    ctx.checkpoint.clear()
+    if distributed.is_main():  # several processes: rank 0 writes the result
+        write_json(result, out)
+        ctx.checkpoint.clear()
     return out

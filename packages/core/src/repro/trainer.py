@@ -36,6 +36,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from repro import distributed as D
 from repro import hparams as H
 from repro import metrics as M
 from repro import performance as P
@@ -119,6 +120,9 @@ class TrainState:
     stop: bool = False
     evaluated: bool = False  # an evaluation ran at the end of this epoch (last_eval is fresh)
     last_eval: dict[str, float] = field(default_factory=dict)
+    # Several processes: the DistributedDataParallel wrapper of ``model`` that the training forward
+    # runs through (a hook may register a DDP communication hook on it); None in one process.
+    distributed_model: nn.Module | None = None
 
 
 class Hook:
@@ -126,9 +130,15 @@ class Hook:
 
     ``decides_on_validation``: the hook reads validation metrics to steer training, so the
     validation evaluations run on the training clock (see the module docstring).
+
+    ``distributed``: the hook trains the same in several processes (``repro.distributed``): it
+    sees only its process's slice of each batch, and neither selects or skips samples or steps,
+    nor changes which parameters get gradients, nor keeps per-process counts. A Trainer in
+    several processes refuses every hook that does not declare it.
     """
 
     decides_on_validation: bool = False
+    distributed: bool = False
 
     def fit_start(self, state: TrainState) -> None: ...
     def epoch_start(self, state: TrainState) -> None: ...
@@ -156,6 +166,7 @@ class PlateauStop(Hook):
     ``min_delta`` (relative) for ``patience`` evaluations. Used for "run to convergence" baselines."""
 
     decides_on_validation = True
+    distributed = True  # every process holds the same (gathered) validation metrics
 
     def __init__(self, patience: int = 20, min_delta: float = 1e-4, monitor: str | None = None) -> None:
         if patience < 1 or not min_delta >= 0:
@@ -188,6 +199,8 @@ class PlateauStop(Hook):
 class LRSchedule(Hook):
     """Sets each epoch's learning rate from :func:`scheduled_lr` (a no-op for a constant schedule)."""
 
+    distributed = True
+
     def __init__(self, cfg: GradientConfig, total_epochs: int) -> None:
         self.cfg, self.total_epochs = cfg, total_epochs
 
@@ -205,6 +218,13 @@ def build_optimizer(name: str, params: Any, **kwargs: Any) -> torch.optim.Optimi
 
 class Trainer:
     """Mini-batch training of ``model`` on ``ctx.workload`` for ``epochs`` epochs.
+
+    In several processes (``repro run --processes N``, see ``repro.distributed``) the training
+    forward runs through ``DistributedDataParallel``; every process draws the same batches and
+    trains on its slice of each (the loss weighted by the slice's share, so the averaged gradient
+    is the whole batch's mean-loss gradient even when the slices differ in size); the epoch's
+    training loss and forward count are summed over the processes; evaluations score the gathered
+    predictions, so every process records the same history. Only rank 0 saves checkpoints.
 
     Args:
         eval_every: evaluate every this many epochs (and always after the last one).
@@ -235,8 +255,13 @@ class Trainer:
         self.state = TrainState(ctx=ctx, model=model, optimizer=optimizer, scheduler=scheduler)
         self.warmup = P.Warmup(ctx.clock, self.perf.warmup_steps, ctx.device)
         self.decides_on_validation = any(h.decides_on_validation for h in self.hooks)
-        # the training forward: the model, compiled if asked
-        self._forward = P.training_forward(self.perf, self.state.model)
+        self.world = D.world_size()
+        if self.world > 1:
+            D.check_hooks(self.hooks, ctx.method)
+            self.state.distributed_model = D.wrap(self.state.model, ctx.device)
+        # the training forward: the model, its DDP wrapper in several processes, compiled if asked
+        self._forward = P.training_forward(self.perf,
+            self.state.model if self.state.distributed_model is None else self.state.distributed_model)
 
     def _call(self, event: str) -> None:
         for hook in self.hooks:
@@ -269,7 +294,7 @@ class Trainer:
         gen = ctx.step_generator  # on the device on CUDA: no host-to-device copy (the run's generator on the CPU)
         order = torch.randperm(len(x_all), generator=gen, device=gen.device).to(ctx.device)
         loss_sum = torch.zeros((), device=ctx.device)
-        seen = 0
+        seen, forwards = 0, ctx.forward_evals
         s.model.train()
         forward = self._forward
         for start in range(0, len(order), self.batch_size):
@@ -277,22 +302,29 @@ class Trainer:
             idx = order[start:start + self.batch_size]
             x, y = x_all[idx], y_all[idx]
             if ctx.workload.augment:  # training batches only; default off
-                x = augment_batch(ctx.workload.augment, x, gen)
+                x = augment_batch(ctx.workload.augment, x, gen)  # whole batch: same draws
             x = P.prepare_batch(self.perf, x)
+            n_batch = len(x)
+            if self.world > 1:  # this process's slice of the global batch
+                x, y = D.shard(x), D.shard(y)
             for hook in self.hooks:
                 x, y = hook.select_batch(s, x, y)
-            if len(x) == 0:  # a selection hook may drop a whole batch
+            if len(x) == 0 and self.world == 1:  # a selection hook may drop a whole batch
                 continue
             s.x, s.y, s.skip_step = x, y, False
             self._call("before_forward")
             with P.autocast(self.perf, ctx.device):
                 s.outputs = forward(x)
-                s.loss = self.loss_fn(s.outputs, y)
+                # (an empty slice — a last batch smaller than the number of processes — has loss 0)
+                s.loss = self.loss_fn(s.outputs, y) if len(x) else s.outputs.sum() * 0.0
             ctx.count_forward(len(x))
             self._call("after_forward")
             self._call("before_backward")
             s.optimizer.zero_grad(set_to_none=True)
-            s.loss.backward()
+            if self.world > 1:  # DDP averages over processes: weight each slice's mean by its share
+                (s.loss * (len(x) * self.world / n_batch)).backward()
+            else:
+                s.loss.backward()
             self._call("after_backward")
             self._call("before_optimizer_step")
             if not s.skip_step:
@@ -307,7 +339,21 @@ class Trainer:
             ctx.extra.update(warmup_steps=float(self.perf.warmup_steps), warmup_time_s=self.warmup.elapsed)
         if s.scheduler is not None:
             s.scheduler.step()
+        if self.world > 1:  # the whole batch's loss and the forward passes of every process
+            total, seen, done = D.all_sum([float(loss_sum), seen, ctx.forward_evals - forwards], ctx.device)
+            ctx.forward_evals = forwards + int(done)
+            return torch.tensor(total / max(seen, 1))
         return loss_sum / max(seen, 1)
+
+    def _evaluate(self, **kwargs: Any) -> dict[str, float]:
+        """``ctx.evaluate`` of the model; in several processes on the gathered predictions (with
+        rank 0's buffers), so that every process records the same row and takes the same decisions."""
+        s = self.state
+        s.model.eval()
+        if self.world == 1:
+            return self.ctx.evaluate(s.model, s.epoch, s.step, **kwargs)
+        D.broadcast_buffers(s.model)
+        return self.ctx.evaluate(D.gathered(s.model), s.epoch, s.step, **kwargs)
 
     def fit(self) -> TrainState:
         s, ctx = self.state, self.ctx
@@ -321,7 +367,7 @@ class Trainer:
         self.warmup = P.Warmup(ctx.clock, self.perf.warmup_steps, ctx.device,
                                elapsed=float(ctx.extra.get("warmup_time_s", 0.0)))
         bar = tqdm(total=self.epochs, initial=s.epoch, desc=f"{ctx.experiment}/{ctx.method}/seed{ctx.seed}",
-                   disable=not ctx.progress, mininterval=1.0, dynamic_ncols=True)
+                   disable=not ctx.progress or not D.is_main(), mininterval=1.0, dynamic_ncols=True)
         quality = ctx.workload.target_metric
         train_loss = torch.tensor(float("nan"))  # no epoch may run (resumed at the end, or stopped)
         while s.epoch < self.epochs and not s.stop:
@@ -331,20 +377,19 @@ class Trainer:
             s.epoch += 1
             s.evaluated = s.epoch % self.eval_every == 0 or s.epoch == self.epochs
             if s.evaluated:
-                s.model.eval()
-                s.last_eval = ctx.evaluate(s.model, s.epoch, s.step, decision=self.decides_on_validation,
-                                           train_loss=float(train_loss))
+                s.last_eval = self._evaluate(decision=self.decides_on_validation, train_loss=float(train_loss))
                 bar.set_postfix({quality: f"{s.last_eval[quality]:.4g}"}, refresh=False)
             with ctx.clock.measuring():
                 self._call("epoch_end")
             # No checkpoint at the epoch training ends: a resume from it would train past the stop.
-            if s.epoch < self.epochs and not s.stop and ctx.checkpoint_due(s.epoch, self.checkpoint_every):
+            # (rank 0 saves; every process loads it on resume)
+            if (D.is_main() and s.epoch < self.epochs and not s.stop
+                    and ctx.checkpoint_due(s.epoch, self.checkpoint_every)):
                 ctx.save_checkpoint(self._checkpoint_state())
             bar.update(1)
         bar.close()
         if not ctx.history or ctx.history[-1]["epoch"] != s.epoch:  # stopped early between evaluations
-            s.model.eval()
-            s.last_eval = ctx.evaluate(s.model, s.epoch, s.step, train_loss=float(train_loss))
+            s.last_eval = self._evaluate(train_loss=float(train_loss))
         with ctx.clock.measuring():
             self._call("fit_end")
         return s
@@ -401,7 +446,8 @@ HookFactory = Callable[[RunContext, Any, GradientConfig], Sequence[Hook]]
 def gradient_method(name: str, description: str, *, config: type | None = None,
                     hooks: HookFactory | None = None, fixed: dict[str, Any] | None = None,
                     is_baseline: bool = False,
-                    on_workload: Callable[[Workload], Mapping[str, Any]] | None = None) -> Method:
+                    on_workload: Callable[[Workload], Mapping[str, Any]] | None = None,
+                    distributed: bool | None = None) -> Method:
     """A ``Method`` that is the core's gradient descent plus the method's hooks.
 
     Args:
@@ -412,6 +458,8 @@ def gradient_method(name: str, description: str, *, config: type | None = None,
         on_workload: its setup on a shared (leaderboard) workload (see ``Method.on_workload``);
             default: the method's own defaults on any workload (``{}``). Raise
             ``repro.paper.NotApplicable`` for workloads it cannot train.
+        distributed: it trains the same in several processes (see ``Hook.distributed``; its hooks
+            must declare it too). Default: only a method without hooks (plain gradient descent).
     """
     def fit(ctx: RunContext, hparams: dict[str, Any]) -> None:
         gd, own = split_gradient_hparams(hparams, config, name)
@@ -423,7 +471,7 @@ def gradient_method(name: str, description: str, *, config: type | None = None,
     doc = H.document(GradientConfig) + ("\n" + H.document(config) if config is not None else "")
     return Method(name, fit, description, fixed=dict(fixed or {}), validate=validate, is_baseline=is_baseline,
                   hparams_doc=doc, on_workload=on_workload if on_workload is not None else _own_defaults,
-                  gradient=True)
+                  gradient=True, distributed=hooks is None if distributed is None else distributed)
 
 
 def _own_defaults(workload: Workload) -> dict[str, Any]:

@@ -209,7 +209,8 @@ def _fo_setup(workload: Workload) -> dict[str, Any]:
 METHODS = {
     "fo_sgd": gradient_method(
         "fo_sgd", "first-order baseline: the same SGD on autograd gradients", config=DeepZeroConfig,
-        hooks=_hooks, fixed={"estimator": "fo"}, is_baseline=True, on_workload=_fo_setup),
+        hooks=_hooks, fixed={"estimator": "fo"}, is_baseline=True, on_workload=_fo_setup,
+        distributed=True),  # no hook (plain gradient descent): may train in several processes
     "rge": gradient_method(
         "rge", "randomised gradient estimate, q Gaussian directions per step (default: the query count of "
                "sparse CGE at 90%)", config=DeepZeroConfig, hooks=_hooks, fixed={"estimator": "rge"},

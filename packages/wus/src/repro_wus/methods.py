@@ -25,12 +25,14 @@ from repro_wus.wus import TriggerState, set_weight_updates, trigger_step
 class WeightUpdateSkipping(Hook):
     """Trainer hook: freezes conv/linear weights inside skip windows and runs the trigger.
 
-    With ``cfg.skip = False`` it does nothing (the baselines).
+    With ``cfg.skip = False`` it does nothing (the baselines), so the baselines may train in several
+    processes (DDP); skipping freezes parameters mid-run, which DDP cannot follow.
     """
 
     def __init__(self, cfg: WUSConfig) -> None:
         self.cfg = cfg
         self.decides_on_validation = cfg.skip
+        self.distributed = not cfg.skip
         self.trigger = TriggerState()
         self.skipping = False
 
@@ -66,7 +68,8 @@ def _hooks(ctx: RunContext, cfg: WUSConfig, gd: GradientConfig) -> list[Hook]:
 
 def _method(name: str, description: str, skip: bool, lr: bool) -> Any:
     fixed = {"skip": skip, **({"lr_schedule": "step"} if lr else {})}
-    return gradient_method(name, description, config=WUSConfig, hooks=_hooks, fixed=fixed, is_baseline=not skip)
+    return gradient_method(name, description, config=WUSConfig, hooks=_hooks, fixed=fixed, is_baseline=not skip,
+                           distributed=not skip)
 
 
 METHODS = {
