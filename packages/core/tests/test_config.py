@@ -29,7 +29,7 @@ def test_defaults_filled_from_schema(project):
     assert config["scale"] == "smoke"
     assert config["seeds"] == {"smoke": 3, "paper": 5}
     assert config["datasets"] == {}
-    assert config["mlflow"] == {"tracking_uri": None}
+    assert config["mlflow"] == {"tracking_uri": None, "artifact_root": None}
     assert config["container"] == "docker://repro:cpu"
 
 

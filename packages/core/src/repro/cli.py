@@ -31,6 +31,8 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
         base["papers"] = [p for p in args.papers.split(",") if p]
     if getattr(args, "tracking_uri", None):
         base["mlflow"] = {**(base.get("mlflow") or {}), "tracking_uri": args.tracking_uri}
+    if getattr(args, "artifact_root", None):
+        base["mlflow"] = {**(base.get("mlflow") or {}), "artifact_root": args.artifact_root}
     if getattr(args, "mirror", None):
         base["data_mirror"] = args.mirror
     if getattr(args, "checkpoint_seconds", None) is not None:
@@ -251,6 +253,32 @@ def cmd_leaderboard_report(args: argparse.Namespace) -> None:
     print(f"wrote {paths.rel(md)} and {paths.rel(md.with_suffix('.html'))}")
 
 
+def cmd_tracking_relog(args: argparse.Namespace) -> None:
+    from repro import paths, tracking
+
+    config = _config(args)
+    files = [Path(f).resolve() for f in args.results] if args.results else tracking.unlogged_results()
+    uri = tracking.public_uri(tracking.tracking_uri(config))
+    if not files:
+        print("every trial result under results/ reached MLflow; nothing to re-log")
+        return
+    if args.dry_run:
+        print("\n".join(f"not logged: {paths.rel(f)}" for f in files))
+        return
+    failed = []
+    for f in files:
+        try:
+            run_id = tracking.relog(f, config)
+        except ReproError as exc:
+            print(f"repro: error: {exc}", file=sys.stderr)
+            failed.append(f)
+            continue
+        print(f"re-logged {paths.rel(f)} -> run {run_id} in {uri}", flush=True)
+    if failed:
+        raise ReproError(f"{len(failed)} of {len(files)} result(s) not re-logged: "
+                         + ", ".join(paths.rel(f) for f in failed))
+
+
 def cmd_pipeline_dvc(args: argparse.Namespace) -> None:
     from repro import config as cfg
     from repro import paths
@@ -337,6 +365,9 @@ def _seeds_opt(p: argparse.ArgumentParser) -> None:
 def _tracking_opt(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, params.yaml, "
                                           "sqlite:///mlflow.db)")
+    p.add_argument("--artifact-root", help="where new MLflow experiments keep artifacts: a path (relative to the "
+                                           "project) or URI (default: params.yaml mlflow.artifact_root; else "
+                                           "mlartifacts/ for a database store, the server's choice for a server)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -450,6 +481,20 @@ def build_parser() -> argparse.ArgumentParser:
     board_opts(p)
     p.add_argument("--workloads", help="comma-separated board workloads (default: params.yaml)")
     p.set_defaults(func=cmd_leaderboard_report)
+
+    trk = sub.add_parser("tracking", help="the MLflow tracking store: re-log what did not reach it")
+    tsub = trk.add_subparsers(dest="tracking_command", required=True, metavar="ACTION")
+    p = tsub.add_parser("relog", help="log trial results marked `mlflow: {logged: false}` (the tracking store "
+                                      "failed when the trial ended) to their MLflow runs, close the runs FINISHED "
+                                      "and mark the files logged",
+                        description="Finds every result under results/ marked `mlflow: {logged: false}` (the "
+                                    "tracking store failed when the trial ended), or takes the files given; logs its metrics, summary and artifacts to its MLflow run in the "
+                                    "current store and closes the run FINISHED. Safe to repeat.")
+    p.add_argument("results", nargs="*", help="result JSON files (default: every unlogged one under results/)")
+    p.add_argument("--dry-run", action="store_true", help="only list the results that did not reach MLflow")
+    p.add_argument("--tracking-uri", help="the store to log to (default: $MLFLOW_TRACKING_URI, params.yaml, "
+                                          "sqlite:///mlflow.db): the one the trials started in")
+    p.set_defaults(func=cmd_tracking_relog)
 
     pipe = sub.add_parser("pipeline", help="the DAG shared by Snakemake and DVC")
     psub = pipe.add_subparsers(dest="pipeline_command", required=True, metavar="ACTION")

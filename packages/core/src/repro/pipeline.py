@@ -68,8 +68,10 @@ def _mirror_opt(config: dict[str, Any]) -> str:
 
 
 def _tracking_opt(config: dict[str, Any]) -> str:
-    uri = (config.get("mlflow") or {}).get("tracking_uri")
-    return f" --tracking-uri {shlex.quote(uri)}" if uri else ""
+    mlflow = config.get("mlflow") or {}
+    uri, artifacts = mlflow.get("tracking_uri"), mlflow.get("artifact_root")
+    return ((f" --tracking-uri {shlex.quote(uri)}" if uri else "")
+            + (f" --artifact-root {shlex.quote(artifacts)}" if artifacts else ""))
 
 
 def prepare_cmd(dataset: str, config: dict[str, Any], dvc: bool = False) -> str:

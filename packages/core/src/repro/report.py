@@ -95,6 +95,11 @@ def build_report(paper_slug: str, scale: str, seeds: list[int], config: dict[str
         raise ReproError(f"{paths.rel(claims_file)} was evaluated for scale {claims.get('scale')!r} with seeds "
                          f"{claims.get('seeds')}, not {scale!r} with {list(seeds)}; run `repro evaluate` again")
     trials = load_trials(paper_slug, scale, seeds)
+    unlogged = [paths.rel(paths.trial_path(paper_slug, scale, t["experiment"], t["method"], t["seed"]))
+                for t in trials if tracking.is_unlogged(t)]
+    if unlogged:  # a report links every trial's MLflow run: they must all be there
+        raise ReproError(f"{len(unlogged)} trial result(s) did not reach MLflow (the tracking store failed when "
+                         f"they ended): {', '.join(unlogged)}; run `repro tracking relog` once the store is back")
     out_dir = paths.reports_dir(paper_slug)
     fig_dir = out_dir / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
@@ -169,9 +174,11 @@ def build_report(paper_slug: str, scale: str, seeds: list[int], config: dict[str
                *[[k, v] for k, v in sorted(env["versions"].items())],
                *[[f"data `{name}` sha256", f"`{sha}`"] for name, sha in checksums],
            ]), ""]
+    store = tracking.public_uri(tracking.tracking_uri(config))
+    browse = (f"open {store}" if store.startswith(("http://", "https://"))
+              else f"`uv run mlflow ui --backend-store-uri {store if '…' not in store else '...'}` (binds 127.0.0.1)")
     md += ["## MLflow runs", "",
-           f"Tracking store: `{_public_uri(tracking.tracking_uri(config))}` · experiment `{paper_slug}` · browse with "
-           "`uv run mlflow ui --backend-store-uri sqlite:///mlflow.db` (binds 127.0.0.1).", "",
+           f"Tracking store: `{store}` · experiment `{paper_slug}` · browse: {browse}.", "",
            _table(["experiment", "method", "seed", "run id"],
                   [[t["experiment"], t["method"], str(t["seed"]), f"`{t['mlflow_run_id']}`"]
                    for t in sorted(trials, key=lambda t: (t["experiment"], t["method"], t["seed"]))]), ""]
@@ -205,17 +212,6 @@ def to_html(md_text: str, title: str, base_dir: Path) -> str:
     body = re.sub(r'src="([^"]+\.png)"', embed, body)
     return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
             f"<style>{CSS}</style></head><body>{body}</body></html>\n")
-
-
-def _public_uri(uri: str) -> str:
-    """The tracking URI as a report may show it: a local file store relative to the project."""
-    if uri.startswith("sqlite:///"):
-        path = Path(uri.removeprefix("sqlite:///"))
-        try:
-            return f"sqlite:///{path.resolve().relative_to(paths.project_root())}"
-        except ValueError:
-            return f"sqlite:///…/{path.name}"
-    return re.sub(r"//[^/@]*@", "//", uri)  # never print credentials
 
 
 INDEX_ORDER = ("reproduced", "not reproduced", "inconclusive", "not run")

@@ -317,10 +317,8 @@ def execute(ctx: RunContext, spec: Method, hparams: dict[str, Any], config: dict
             "environment": {**environment.git_state(), **environment.hardware(),
                             "torch_threads": torch.get_num_threads(), "versions": environment.package_versions()},
         }
-        tracked.log_history(ctx.history)
-        tracked.log_summary(summary)
-        if artifacts:
-            tracked.log_result_artifacts(result, quality=workload.target_metric)
+        # A store that fails here loses nothing: the result comes back marked mlflow.logged = false.
+        tracked.log_result(result, quality=workload.target_metric, artifacts=artifacts)
     return result
 
 
