@@ -31,3 +31,13 @@ INDEX_FILES = pipeline.index_files()
 
 def trial_inputs(wildcards):
     return pipeline.trial_files(wildcards.paper, wildcards.scale, SEEDS)
+
+
+def run_cores():
+    """Cores a timed job reserves: the --cores of a local run. On a cluster (the SLURM profile) each
+    job is an allocation of its own, sized by the profile; a job's threads must be the same where
+    Snakemake submits it and inside it (where srun would refuse more), so 0: each job's own need
+    (pipeline.trial_cores, pipeline.leaderboard_cores)."""
+    if workflow.non_local_exec or workflow.remote_exec:
+        return 0
+    return workflow.cores

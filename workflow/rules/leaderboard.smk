@@ -18,7 +18,7 @@ rule leaderboard_train:
     wildcard_constraints:
         workload=r"[A-Za-z0-9_]+",
     # timed against the baseline: runs alone (every core reserved) at the smoke scale
-    threads: lambda wc: pipeline.leaderboard_cores(config, workflow.cores)
+    threads: lambda wc: pipeline.leaderboard_cores(config, run_cores())
     resources:
         gpu=lambda wc: 1 if wc.scale == "paper" else 0,
     shell:

@@ -13,7 +13,7 @@ rule train:
     log:
         "logs/train/{paper}/{scale}/{experiment}/{method}.log",
     # timed experiments run alone (every core reserved), so co-running jobs do not skew their times
-    threads: lambda wc: pipeline.trial_cores(wc.paper, wc.scale, wc.experiment, config, workflow.cores)
+    threads: lambda wc: pipeline.trial_cores(wc.paper, wc.scale, wc.experiment, config, run_cores())
     resources:
         gpu=lambda wc: 1 if wc.scale == "paper" else 0,
     shell:

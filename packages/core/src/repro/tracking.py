@@ -208,7 +208,10 @@ def _process_tags() -> dict[str, str]:
     """Which project and process a run belongs to: how a re-run tells an orphaned run (its
     process was killed) from one still running. The project is a hash of its root path."""
     project = hashlib.sha256(str(paths.project_root()).encode()).hexdigest()[:16]
-    return {"repro.project": project, "repro.host": socket.gethostname(), "repro.pid": str(os.getpid())}
+    tags = {"repro.project": project, "repro.host": socket.gethostname(), "repro.pid": str(os.getpid())}
+    if os.environ.get("SLURM_JOB_ID"):  # run as a SLURM job (workflow/profiles/slurm): which one
+        tags["repro.slurm_job_id"] = os.environ["SLURM_JOB_ID"]
+    return tags
 
 
 def _alive(pid: str | None) -> bool:
