@@ -174,8 +174,14 @@ def test_board_end_to_end(project, config, sine_data, mlflow_store, board, board
     out = L.train_workload("sine_board", "smoke", [0, 1, 2], ["fake"], "all", config, progress=False)
     rec = json.loads(out.read_text())
     ran = {t["entrant"] for t in rec["trials"]}
-    assert ran == {L.BASELINE, "fake/gd", "fake/boosted", "fake/frozen"}
-    assert len(rec["trials"]) == 12 and rec["order"][4] == "fake/gd/seed1"  # rotated per seed
+    # fake/gd is the core's gradient descent with the board's settings: the baseline's computation, not run again
+    assert ran == {L.BASELINE, "fake/boosted", "fake/frozen"}
+    assert {e["id"]: e["same_as"] for e in rec["entrants"]}["fake/gd"] == L.BASELINE
+    assert len(rec["trials"]) == 9 and rec["order"][4] == "fake/frozen/seed1"  # rotated per seed
+    # the test split scored once per trial, for its final row; the validation split every epoch
+    for t in rec["trials"]:
+        assert [("test_rmse" in row) for row in t["history"]] == [False] * (len(t["history"]) - 1) + [True]
+        assert all("val_rmse" in row for row in t["history"]) and "test_rmse" in t["summary"]
     frozen = [t for t in rec["trials"] if t["entrant"] == "fake/frozen"]
     assert all(t["summary"]["reached_target"] == 0.0 for t in frozen)
     base = [t for t in rec["trials"] if t["entrant"] == L.BASELINE]
@@ -185,6 +191,8 @@ def test_board_end_to_end(project, config, sine_data, mlflow_store, board, board
     text = md.read_text()
     assert "∞ (miss)" in text and "0/3" in text  # frozen: reached on 0 of 3 seeds
     assert "needs a classification workload" in text and "declares no setup" in text
+    assert "| `fake/gd` | `core/baseline` |" in text  # listed as the baseline's computation
+    assert "fake/gd" not in summary_scores(text)
     assert "rankings here need not hold at paper scale" in text
     assert "Hardware:" in text
     figs = paths.reports_dir() / "leaderboard"
@@ -201,11 +209,16 @@ def test_board_end_to_end(project, config, sine_data, mlflow_store, board, board
     parent = next(r for r in runs if r.info.run_name == "board/smoke")
     assert parent.data.metrics["score.fake/frozen"] == 0.0
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert len(children) == 12 and all(r.data.tags["leaderboard.workload"] == "sine_board" for r in children)
+    assert len(children) == 9 and all(r.data.tags["leaderboard.workload"] == "sine_board" for r in children)
 
     index = build_index([], "smoke", leaderboard=True)  # the papers' reports are tested elsewhere
     assert "(leaderboard.md)" in (index.parent / "index.md").read_text()
     assert "leaderboard.html" in index.read_text()
+
+
+def summary_scores(text: str) -> str:
+    """The board's ranking table (between the profile figure and the first workload section)."""
+    return text.split("performance_profile.png", 1)[1].split("\n## ", 1)[0]
 
 
 def test_report_refuses_missing_results(project, config, board):

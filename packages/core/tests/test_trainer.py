@@ -280,6 +280,48 @@ def test_stop_between_evaluations_evaluates_final_model(make_ctx):
     assert state.last_eval is ctx.history[-1] or state.last_eval == ctx.history[-1]
 
 
+def _test_keys(row):
+    return {k for k in row if k.startswith("test_")}
+
+
+@pytest.mark.parametrize("stop_at", [None, 4, 6])  # full budget; stopped between evaluations; stopped at one
+def test_test_split_scored_only_for_the_final_evaluation(make_ctx, stop_at):
+    """With ``test_every_eval`` off (the leaderboard) only the last row has test metrics, and they
+    are those of the run that scores the test split every time (same model, same numbers)."""
+    class StopAt(Hook):
+        def epoch_end(self, state):
+            state.stop = state.epoch == stop_at
+
+    rows = {}
+    for every in (True, False):
+        ctx = make_ctx()
+        ctx.test_every_eval = every
+        make_trainer(ctx, epochs=9, eval_every=3 if stop_at == 4 else 1, hooks=[StopAt()]).fit()
+        rows[every] = ctx.history
+    full, final = rows[True], rows[False]
+    assert [r["epoch"] for r in final] == [r["epoch"] for r in full]
+    assert final[-1]["epoch"] == (stop_at or 9)
+    assert all(not _test_keys(r) for r in final[:-1]) and _test_keys(final[-1]) == {"test_rmse", "test_r2"}
+    assert {k: final[-1][k] for k in _test_keys(full[-1])} == {k: full[-1][k] for k in _test_keys(full[-1])}
+    assert [r["val_rmse"] for r in final] == [r["val_rmse"] for r in full]
+
+
+def test_score_final_test_for_a_method_that_never_says_final(make_ctx):
+    """A method that calls ``ctx.evaluate`` itself (no ``final``): ``score_final_test`` (run by
+    ``execute`` after the method) scores the test split with the last evaluation's predictor."""
+    ctx = make_ctx()
+    ctx.test_every_eval = False
+    model = ctx.workload.build_model().eval()
+    ctx.evaluate(model, epoch=1, step=1)
+    ctx.evaluate(model, epoch=2, step=2)
+    assert not _test_keys(ctx.history[-1])
+    ctx.score_final_test()
+    assert _test_keys(ctx.history[-1]) == {"test_rmse", "test_r2"} and not _test_keys(ctx.history[0])
+    again = dict(ctx.history[-1])
+    ctx.score_final_test()  # already scored: no-op
+    assert ctx.history[-1] == again
+
+
 def test_plateau_stop_state_dict_and_validation():
     p = PlateauStop(patience=3)
     p.best, p.bad = 0.5, 2

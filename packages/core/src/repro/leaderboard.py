@@ -10,9 +10,13 @@ the same *board workloads* with one protocol (AlgoPerf's, adapted):
   optimizer settings for that workload. Every gradient method starts from the same settings and
   changes only what its ``Method.on_workload`` declares (its own hyper-parameters for that
   workload family); it may not change the budget (``repro.paper.PROTOCOL_KEYS``). A method that
-  cannot run there says why (``repro.paper.NotApplicable``) and is listed as not applicable.
+  cannot run there says why (``repro.paper.NotApplicable``) and is listed as not applicable. A
+  method that is the core's gradient descent itself (``Method.plain``) with the baseline's settings
+  there is the same computation as the baseline: listed as such, not run a second time.
 - **Paired, in one process.** All entrants and seeds of a workload run in one job, seed by seed,
   the entrant order rotated per seed, after an untimed warm-up, so they share machine state.
+- **Final quality on the test split**, scored once per trial after its last evaluation (the
+  board reports no test learning curves); the validation split is scored at every evaluation.
 - **Misses are infinite** (AlgoPerf): a seed that does not reach the target within the budget
   has infinite time-to-target; one such seed makes the entrant's mean infinite.
 
@@ -47,7 +51,7 @@ from repro.report import to_html
 from repro.run import execute, make_context
 from repro.scales import check_scale
 from repro.stats import Interval, format_ci, mean_ci
-from repro.trainer import gradient_method
+from repro.trainer import gradient_method, split_gradient_hparams
 from repro.workloads import Workload
 
 EXPERIMENT = "leaderboard"  # the MLflow experiment of every board run
@@ -166,6 +170,7 @@ class Entrant:
     hparams: Mapping[str, Any] | None  # None: not applicable
     reason: str = ""
     paper_baseline: bool = False  # the method is its own paper's baseline
+    same_as: str = ""  # the id of the entrant whose computation this one is (then it is not run)
 
     @property
     def id(self) -> str:
@@ -174,6 +179,11 @@ class Entrant:
     @property
     def applicable(self) -> bool:
         return self.hparams is not None
+
+    @property
+    def runs(self) -> bool:
+        """Trained on the board: applicable and not the same computation as another entrant."""
+        return self.applicable and not self.same_as
 
     def spec(self) -> Method:
         return BOARD_BASELINE if self.id == BASELINE else get_paper(self.paper).method(self.method)
@@ -195,7 +205,15 @@ def entrant_for(bw: BoardWorkload, paper: str, method: Method) -> Entrant:
     base = {k: v for k, v in base.items() if k not in method.fixed}
     hparams = method.hparams({**base, **setup}, f"leaderboard setup of {paper}/{method.name} on {bw.name!r}")
     method.validate(hparams)
-    return Entrant(paper, method.name, method.description, hparams, "", method.is_baseline)
+    same = BASELINE if method.gradient and method.plain and _same_gradient(hparams, bw) else ""
+    return Entrant(paper, method.name, method.description, hparams, "", method.is_baseline, same)
+
+
+def _same_gradient(hparams: Mapping[str, Any], bw: BoardWorkload) -> bool:
+    """*hparams* resolve to the board baseline's gradient-descent settings on *bw*."""
+    mine, _ = split_gradient_hparams(dict(hparams), None, "entrant")
+    base, _ = split_gradient_hparams({**bw.baseline, **_protocol(bw)}, None, BASELINE)
+    return mine == base
 
 
 def entrants(bw: BoardWorkload, papers: Sequence[str], methods: str | Sequence[str] = "all") -> list[Entrant]:
@@ -253,7 +271,7 @@ def train_workload(name: str, scale: str, seeds: Sequence[int], papers: Sequence
     out = result_path(scale, name)
     out.unlink(missing_ok=True)
     board = entrants(bw, papers, methods)
-    runnable = [e for e in board if e.applicable]
+    runnable = [e for e in board if e.runs]
     by_id = {e.id: e for e in runnable}
     workload = bw.build()
     _warm_up(bw)
@@ -264,6 +282,7 @@ def train_workload(name: str, scale: str, seeds: Sequence[int], papers: Sequence
         ctx = make_context(e.paper, f"leaderboard:{name}", e.method, seed, scale, workload,
                            paths.checkpoint_dir() / "leaderboard" / scale / name / e.paper / e.method / f"seed{seed}.pt")
         ctx.progress = False
+        ctx.test_every_eval = False  # the board reports final test quality only
         t0 = time.perf_counter()
         result = execute(ctx, e.spec(), dict(e.hparams or {}), config, mlflow_experiment=EXPERIMENT,
                          run_name=f"{name}/{e.id}/seed{seed}", artifacts=False,
@@ -271,6 +290,7 @@ def train_workload(name: str, scale: str, seeds: Sequence[int], papers: Sequence
         ctx.checkpoint.clear()
         trials.append({"entrant": e.id, "seed": seed, "summary": result["summary"],
                        "mlflow_run_id": result["mlflow_run_id"], "wall_s": time.perf_counter() - t0,
+                       **({"mlflow": result["mlflow"]} if "mlflow" in result else {}),
                        "history": [{k: v for k, v in row.items()
                                     if k in ("epoch", "step", "train_time_s", workload.target_metric,
                                              workload.quality_metric)} for row in result["history"]]})
@@ -281,7 +301,7 @@ def train_workload(name: str, scale: str, seeds: Sequence[int], papers: Sequence
         "higher_is_better": workload.higher_is_better,
         "entrants": [{"id": e.id, "paper": e.paper, "method": e.method, "description": e.description,
                       "applicable": e.applicable, "reason": e.reason, "hparams": e.hparams,
-                      "paper_baseline": e.paper_baseline} for e in board],
+                      "paper_baseline": e.paper_baseline, "same_as": e.same_as} for e in board],
         "order": [f"{i}/seed{s}" for i, s in order],
         "trials": trials,
         "device": environment.device_name(device), "torch_threads": torch.get_num_threads(),
@@ -342,9 +362,9 @@ def score_workload(record: Mapping[str, Any], clock: str = "time_to_target_s") -
     for e in record["entrants"]:
         row: dict[str, Any] = {"id": e["id"], "paper": e["paper"], "method": e["method"],
                                "applicable": e["applicable"], "reason": e["reason"],
-                               "paper_baseline": e.get("paper_baseline", False)}
+                               "paper_baseline": e.get("paper_baseline", False), "same_as": e.get("same_as", "")}
         trials = per.get(e["id"], [])
-        if not e["applicable"] or not trials:
+        if not e["applicable"] or row["same_as"] or not trials:
             rows.append(row)
             continue
         tt = {t["seed"]: _value(t["summary"], clock) for t in trials}
@@ -461,8 +481,9 @@ def build_board(scale: str, workloads: Sequence[str], config: dict[str, Any]) ->
     env = first["environment"]
     hw = f"{env.get('cpu', '?')} ({env.get('cpu_count', '?')} cores)" + (f"; {env['gpu']}" if env.get("gpu") else "")
     scored = {w: score_workload(r) for w, r in records.items()}
+    # an entrant that is the same computation as another is that entrant on the profile, not a second line
     times = {w: {row["id"]: (row["time_to_target"].mean if row.get("time_to_target") else math.inf)
-                 for row in rows} for w, rows in scored.items()}
+                 for row in rows if not row["same_as"]} for w, rows in scored.items()}
     profiles = performance_profile(times)
     _plot_profile(profiles, figs / "performance_profile.png", f"Performance profiles ({scale}, {len(records)} workloads)")
     lines = [
@@ -514,6 +535,11 @@ def build_board(scale: str, workloads: Sequence[str], config: dict[str, Any]) ->
                              "train time (s)"], body), "",
                   "`·` marks a paper's own baseline (a second run of plain training, set up like the board's; "
                   "its spread around 1× shows the noise floor).", ""]
+        same = [[f"`{r['id']}`", f"`{r['same_as']}`"] for r in rows if r["same_as"]]
+        if same:
+            lines += ["The same computation as another entrant (the core's gradient descent with no hooks and the "
+                      "same settings), so not run a second time; read that entrant's row:", "",
+                      _md_table(["method", "same computation as"], same), ""]
         na = [[f"`{r['id']}`", r["reason"]] for r in rows if not r["applicable"]]
         if na:
             lines += ["Not applicable here:", "", _md_table(["method", "why"], na), ""]
@@ -550,7 +576,8 @@ def describe(scale: str, papers: Sequence[str], methods: str | Sequence[str] = "
         bw = board_workload(w, scale)
         out.append(f"{w}: {bw.description}; target val >= {bw.target}, {bw.epochs} epochs")
         for e in entrants(bw, papers, methods):
-            out.append(f"  {e.id:32s} " + (json.dumps(dict(e.hparams), sort_keys=True) if e.applicable
+            out.append(f"  {e.id:32s} " + (f"same computation as {e.same_as} (not run again)" if e.same_as
+                                           else json.dumps(dict(e.hparams), sort_keys=True) if e.applicable
                                            else f"not applicable: {e.reason}"))
     return "\n".join(out)
 

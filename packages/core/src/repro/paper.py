@@ -58,6 +58,8 @@ class Method:
             baseline's optimizer settings. Other methods get only the budget (``epochs``).
         distributed: the method trains the same in several processes (``repro run --processes N``,
             ``repro.distributed``); a method that does not say so is refused there.
+        plain: set by ``repro.trainer.gradient_method`` for a method without hooks, own config or
+            fixed switches: the core's gradient descent itself.
     """
 
     name: str
@@ -70,6 +72,10 @@ class Method:
     on_workload: Callable[["Workload"], Mapping[str, Any]] | None = None
     gradient: bool = False  # takes the core's GradientConfig keys (``repro.trainer.gradient_method``)
     distributed: bool = False  # may train in several processes (DDP)
+    # the core's gradient descent itself: no hooks, no own hyper-parameters, no fixed switches, so
+    # two plain methods with the same GradientConfig are the same computation (the leaderboard
+    # runs such an entrant once, as the board baseline)
+    plain: bool = False
 
     def setup_for(self, workload: "Workload") -> dict[str, Any]:
         """The method's tunable hyper-parameters on a shared workload; ``NotApplicable`` if it cannot run there."""

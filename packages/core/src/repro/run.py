@@ -78,6 +78,10 @@ class RunContext:
     device_generator: torch.Generator | None = None
     # The Trainer's GPU switches that applied (``repro.performance``); recorded in the result JSON.
     performance: dict[str, Any] = field(default_factory=dict)
+    # Score the test split at every evaluation (learning curves of the reported metric), or only at
+    # the last one (the leaderboard, which reports final test quality only): see ``score_final_test``.
+    test_every_eval: bool = True
+    _last_predict: Callable[[torch.Tensor], torch.Tensor] | None = field(default=None, repr=False)
 
     @property
     def step_generator(self) -> torch.Generator:
@@ -105,22 +109,30 @@ class RunContext:
         return scores, time.perf_counter() - t0
 
     def evaluate(self, predict: Callable[[torch.Tensor], torch.Tensor], epoch: int, step: int,
-                 decision: bool = False, **values: float) -> dict[str, float]:
+                 decision: bool = False, final: bool = False, **values: float) -> dict[str, float]:
         """Score *predict* on the validation and test splits and record a history row.
 
         *decision*: the method reads this evaluation's validation metrics to steer training, so
         scoring the validation split runs on the training clock. Otherwise both splits are scored
-        with the clock paused. The test split is always off the clock (and must never steer).
+        with the clock paused. The test split is always off the clock (and must never steer);
+        with ``test_every_eval`` off it is scored only when the caller says this is the *final*
+        evaluation, or afterwards for the last row (``score_final_test``).
         """
+        def test_split() -> tuple[dict[str, float], float]:
+            if self.test_every_eval or final:
+                return self._timed("test", predict)
+            self._last_predict = predict
+            return {}, 0.0
+
         if decision:
             with self.clock.measuring():
                 val, _ = self._timed("val", predict)
             with self.clock.paused():
-                test, eval_time = self._timed("test", predict)
+                test, eval_time = test_split()
         else:
             with self.clock.paused():
                 val, t_val = self._timed("val", predict)
-                test, t_test = self._timed("test", predict)
+                test, t_test = test_split()
             eval_time = t_val + t_test
         row = {
             "epoch": float(epoch),
@@ -135,6 +147,21 @@ class RunContext:
         self.eval_time_s += eval_time
         self.history.append(row)
         return row
+
+    def score_final_test(self) -> None:
+        """With ``test_every_eval`` off: score the test split for the last recorded evaluation if
+        it has no test metrics yet, with the predictor of that evaluation (the Trainer calls it
+        when training stopped before its budget, before ``fit_end``; ``execute`` once the method
+        has finished, for methods that never said which evaluation was final)."""
+        if self.test_every_eval or not self.history or self._last_predict is None:
+            return
+        last = self.history[-1]
+        if any(k.startswith("test_") for k in last):
+            return
+        with self.clock.paused():
+            test, eval_time = self._timed("test", self._last_predict)
+        last.update(test)
+        self.eval_time_s += eval_time
 
     def target_row(self) -> dict[str, float] | None:
         """The first recorded evaluation whose validation quality reaches the workload's target
@@ -302,6 +329,7 @@ def execute(ctx: RunContext, spec: Method, hparams: dict[str, Any], config: dict
                      resume_run_id=resume_run_id, dataset=dataset) as tracked:
         ctx.mlflow_run_id = tracked.run_id
         spec.fit(ctx, hparams)
+        ctx.score_final_test()
         summary = summarise(ctx)
         result = {
             "paper": ctx.paper, "experiment": ctx.experiment, "method": ctx.method, "seed": ctx.seed,

@@ -377,7 +377,8 @@ class Trainer:
             s.epoch += 1
             s.evaluated = s.epoch % self.eval_every == 0 or s.epoch == self.epochs
             if s.evaluated:
-                s.last_eval = self._evaluate(decision=self.decides_on_validation, train_loss=float(train_loss))
+                s.last_eval = self._evaluate(decision=self.decides_on_validation, final=s.epoch == self.epochs,
+                                             train_loss=float(train_loss))
                 bar.set_postfix({quality: f"{s.last_eval[quality]:.4g}"}, refresh=False)
             with ctx.clock.measuring():
                 self._call("epoch_end")
@@ -389,7 +390,10 @@ class Trainer:
             bar.update(1)
         bar.close()
         if not ctx.history or ctx.history[-1]["epoch"] != s.epoch:  # stopped early between evaluations
-            s.last_eval = self._evaluate(train_loss=float(train_loss))
+            s.last_eval = self._evaluate(final=True, train_loss=float(train_loss))
+        elif not ctx.test_every_eval:  # stopped early at an evaluation that did not score the test split
+            s.model.eval()
+            ctx.score_final_test()
         with ctx.clock.measuring():
             self._call("fit_end")
         return s
@@ -471,7 +475,8 @@ def gradient_method(name: str, description: str, *, config: type | None = None,
     doc = H.document(GradientConfig) + ("\n" + H.document(config) if config is not None else "")
     return Method(name, fit, description, fixed=dict(fixed or {}), validate=validate, is_baseline=is_baseline,
                   hparams_doc=doc, on_workload=on_workload if on_workload is not None else _own_defaults,
-                  gradient=True, distributed=hooks is None if distributed is None else distributed)
+                  gradient=True, distributed=hooks is None if distributed is None else distributed,
+                  plain=hooks is None and config is None and not fixed)
 
 
 def _own_defaults(workload: Workload) -> dict[str, Any]:
