@@ -63,6 +63,9 @@ def test_dry_run_end_to_end(tmp_path):
     assert [m["time_ratio"] for m in timing[0]["methods"]][0] == 1.0  # the baseline first
     (mnist,) = steps["mnist-approx"]["result"]["items"]
     assert all(0 <= m["test_accuracy"] <= 1 for m in mnist["methods"])
+    (fast,) = steps["airbench"]["result"]["items"]  # our fast CIFAR baseline ran; airbench needs CUDA
+    assert fast["status"] == "ok" and fast["ours_mean_s"] > 0 and fast["ratio_ours_over_airbench"] is None
     md = (out / "device_check.md").read_text()
+    assert "Fast CIFAR-10 baseline vs airbench94" in md and "airbench not run" in md
     assert "# Device check (dry run)" in md and "speed ratios only" in md and "real MNIST" in md
     assert "says nothing about a GPU" in md or "say nothing about a GPU" in md

@@ -255,3 +255,19 @@ def test_a_methods_fixed_switch_wins_over_the_board_settings(project, board, mon
     stepped = gradient_method("stepped", "fixes a step schedule", fixed={"lr_schedule": "step"})
     e = L.entrant_for(cosine, "fake", stepped)
     assert e.hparams["lr_schedule"] == "step" and e.hparams["epochs"] == cosine.epochs
+
+
+def test_a_recipe_baseline(project):
+    """On ``cifar10_fast`` the strong baseline is the core's fast CIFAR recipe; a plain gradient
+    entrant starts from the board's settings and is not taken for the baseline's computation."""
+    from repro import fast_cifar
+
+    bw = L.board_workload("cifar10_fast", "paper")
+    es = {e.id: e for e in L.entrants(bw, ["fake"])}
+    assert es[L.BASELINE].spec(bw) is fast_cifar.METHOD and es[L.BASELINE].hparams == {"eval_every": 1,
+                                                                                         "checkpoint_every": 0}
+    assert es["fake/gd"].runs and not es["fake/gd"].same_as and es["fake/gd"].hparams["lr"] == 1.5
+    bad = L.BoardWorkload(name="x", workload="sine", scale="smoke", target=0.5, epochs=1, baseline={},
+                          description="", why="", recipe="nope")
+    with pytest.raises(ReproError, match=r"recipe of leaderboard workload 'x'.*'nope'.*valid choices: fast_cifar"):
+        L.register_board_workload(bad)

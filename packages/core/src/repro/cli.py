@@ -315,6 +315,16 @@ def cmd_bench(args: argparse.Namespace) -> None:
         print(md.read_text(), end="")
         print(f"wrote {js} and {md}")
         return
+    if args.paper == "fast_cifar":
+        from repro.bench_fast_cifar import bench_fast_cifar
+
+        if args.seeds < 1:
+            raise ReproError(f"--seeds must be >= 1, got {args.seeds}")
+        doc, js, md = bench_fast_cifar(args.device, seeds=args.seeds, synthetic=args.synthetic, quick=args.quick,
+                                       out=Path(args.out) if args.out else None)
+        print(md.read_text(), end="")
+        print(f"wrote {js} and {md}")
+        return
     from repro.bench import RATIOS, bench_paper, parse_shapes
 
     try:
@@ -443,8 +453,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="time a paper's registered kernels against the dense product "
                                      "(CUDA; on CPU the reference paths at small shapes); `repro bench trainer`: "
-                                     "the core Trainer against a bare PyTorch loop")
-    p.add_argument("paper", help="a paper slug, or `trainer`")
+                                     "the core Trainer against a bare PyTorch loop; `repro bench fast_cifar`: the "
+                                     "core's fast CIFAR-10 baseline against airbench94 (CUDA, airbench installed)")
+    p.add_argument("paper", help="a paper slug, `trainer` or `fast_cifar`")
     p.add_argument("--steps", type=int, default=200, help="trainer: optimizer steps per timing (default 200)")
     p.add_argument("--repeats", type=int, default=5, help="trainer: alternating timing pairs (default 5)")
     p.add_argument("--out", help="output prefix, writes <out>.json and <out>.md "
@@ -452,6 +463,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
     p.add_argument("--shapes", help="comma-separated MxNxK problem sizes (default: by device)")
     p.add_argument("--ratios", help="comma-separated keep ratios (default: 0.3,0.5,0.7,1.0)")
+    p.add_argument("--seeds", type=int, default=3, help="fast_cifar: runs of each recipe (default 3)")
+    p.add_argument("--synthetic", action="store_true",
+                   help="fast_cifar: random CIFAR-shaped data (no CIFAR-10 here): speed only")
+    p.add_argument("--quick", action="store_true",
+                   help="fast_cifar: 2048 images, one epoch, a narrow net (checks the machinery only)")
     p.set_defaults(func=cmd_bench)
 
     board = sub.add_parser("leaderboard", help="the cross-paper leaderboard: every method of the selected papers "

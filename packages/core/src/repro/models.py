@@ -170,6 +170,105 @@ def wrn28_10_cifar(num_classes: int = 10, dropout: float = 0.0) -> nn.Module:
     return wide_resnet_cifar(28, 10, num_classes, dropout)
 
 
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+
+
+class _FastConv(nn.Conv2d):
+    """3x3 'same' convolution (padding 1) without bias, its first ``in_channels`` filters initialised
+    to the identity (Dirac) on top of PyTorch's default init (airbench's convolution)."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__(c_in, c_out, 3, padding=1, bias=False)
+        with torch.no_grad():
+            nn.init.dirac_(self.weight[: min(c_in, c_out)])
+
+
+def _fast_norm(channels: int, momentum: float) -> nn.BatchNorm2d:
+    """Batch norm with a fixed scale of 1 (only the bias trains); *momentum* in airbench's sense
+    (weight of the old running statistics), eps 1e-12."""
+    bn = nn.BatchNorm2d(channels, eps=1e-12, momentum=1 - momentum)
+    bn.weight.requires_grad_(False)
+    return bn
+
+
+class _FastGroup(nn.Module):
+    """conv -> 2x2 max-pool -> BN -> GELU -> conv -> BN -> GELU."""
+
+    def __init__(self, c_in: int, c_out: int, bn_momentum: float) -> None:
+        super().__init__()
+        self.conv1, self.pool = _FastConv(c_in, c_out), nn.MaxPool2d(2)
+        self.norm1, self.conv2 = _fast_norm(c_out, bn_momentum), _FastConv(c_out, c_out)
+        self.norm2, self.activ = _fast_norm(c_out, bn_momentum), nn.GELU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.activ(self.norm1(self.pool(self.conv1(x))))
+        return self.activ(self.norm2(self.conv2(x)))
+
+
+class AirbenchNet(nn.Module):
+    """The airbench94 network for 32x32 CIFAR images in [0, 1] (see ``repro.fast_cifar``).
+
+    Per-channel normalisation (CIFAR-10 mean/std, fixed buffers), a 2x2 whitening convolution
+    with 2 * 3 * 2 * 2 = 24 filters (fixed weights set by :meth:`whiten_init`, trainable bias),
+    GELU, three conv groups, 3x3 max-pool, a bias-free linear head, outputs scaled by *scale*.
+    The Trainer calls :meth:`data_init` with the training images before the first step (on the
+    training clock), so every method training this net starts from the whitened one.
+    """
+
+    def __init__(self, num_classes: int = 10, widths: Sequence[int] = (64, 256, 256), bn_momentum: float = 0.6,
+                 scale: float = 1 / 9, whiten_kernel: int = 2, init_samples: int = 5000) -> None:
+        super().__init__()
+        self.init_samples = int(init_samples)
+        if len(widths) != 3 or any(int(w) < 1 for w in widths):
+            raise ReproError(f"airbench_cifar widths must be three positive channel counts, got {list(widths)}")
+        self.register_buffer("mean", torch.tensor(CIFAR10_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(CIFAR10_STD).view(1, 3, 1, 1))
+        k = whiten_kernel
+        self.whiten = nn.Conv2d(3, 2 * 3 * k * k, k, padding=0, bias=True)
+        self.whiten.weight.requires_grad_(False)
+        with torch.no_grad():
+            self.whiten.bias.zero_()
+        c = [2 * 3 * k * k, *[int(w) for w in widths]]
+        self.groups = nn.Sequential(*[_FastGroup(c[i], c[i + 1], bn_momentum) for i in range(3)])
+        self.pool = nn.MaxPool2d(3)
+        self.head = nn.Linear(c[-1], num_classes, bias=False)
+        self.scale = scale
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.gelu(self.whiten(self.normalize(x)))
+        x = self.pool(self.groups(x))
+        return self.head(x.flatten(1)) * self.scale
+
+    def data_init(self, x_train: torch.Tensor) -> None:
+        """Data-dependent initialisation (``repro.trainer.Trainer``): the whitening filters from
+        the first ``init_samples`` training images."""
+        self.whiten_init(x_train[: self.init_samples])
+
+    @torch.no_grad()
+    def whiten_init(self, images: torch.Tensor, eps: float = 5e-4) -> None:
+        """Set the whitening filters from *images* (N, 3, H, W in [0, 1]): the eigenvectors of the
+        covariance of all k x k patches, scaled by 1/sqrt(eigenvalue + eps), largest first, and
+        their negatives (so the GELU after it passes both signs)."""
+        k = self.whiten.kernel_size[0]
+        x = self.normalize(images.to(self.mean.device).float())
+        patches = x.unfold(2, k, 1).unfold(3, k, 1)  # N, C, H', W', k, k
+        flat = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, 3 * k * k)
+        cov = flat.T @ flat / len(flat)
+        values, vectors = torch.linalg.eigh(cov)  # ascending
+        filters = (vectors.T.flip(0) / torch.sqrt(values.flip(0) + eps)[:, None]).reshape(-1, 3, k, k)
+        self.whiten.weight.copy_(torch.cat([filters, -filters]).to(self.whiten.weight.dtype))
+
+
+def airbench_cifar(num_classes: int = 10, widths: Sequence[int] = (64, 256, 256), bn_momentum: float = 0.6,
+                   scale: float = 1 / 9, init_samples: int = 5000) -> nn.Module:
+    """The airbench94 net (:class:`AirbenchNet`)."""
+    return AirbenchNet(num_classes, widths, bn_momentum, scale, init_samples=init_samples)
+
+
 MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
 
 
@@ -186,6 +285,7 @@ for _name, _builder in {
     "resnet18_cifar": resnet18_cifar,
     "wide_resnet_cifar": wide_resnet_cifar,
     "wrn28_10_cifar": wrn28_10_cifar,
+    "airbench_cifar": airbench_cifar,
 }.items():
     register_model(_name, _builder)
 

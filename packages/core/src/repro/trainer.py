@@ -362,6 +362,9 @@ class Trainer:
             self._restore(saved)
         else:
             with ctx.clock.measuring():
+                data_init = getattr(s.model, "data_init", None)
+                if callable(data_init):  # a model that initialises from the training data (e.g. whitening)
+                    data_init(ctx.data.x_train)
                 self._call("fit_start")
         # (the clock a resume restored; the warm-up time of a resumed trial so far)
         self.warmup = P.Warmup(ctx.clock, self.perf.warmup_steps, ctx.device,
