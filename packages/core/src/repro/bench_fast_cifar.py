@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.util
 import io
 import math
 import os
@@ -139,7 +140,7 @@ def bench_fast_cifar(device: str | None = None, seeds: int = 3, synthetic: bool 
         run_ours(dataclasses.replace(data, x_train=data.x_train[:2048], y_train=data.y_train[:2048]), 0, dev,
                  {**hparams, "train_epochs": 1.0}, tmp, quick)  # warm-up, untimed
         ours = [run_ours(data, s, dev, hparams, tmp, quick) for s in range(seeds)]
-        has_airbench = dev.type == "cuda" and __import__("importlib").util.find_spec("airbench") is not None
+        has_airbench = dev.type == "cuda" and importlib.util.find_spec("airbench") is not None
         theirs = run_airbench(data, seeds, 1.0 if quick else None, tmp) if has_airbench else None
     clock = "train_time_s" if synthetic else "time_to_target_s"
     mine = _mean([o.get(clock, math.nan) if (synthetic or o.get("reached_target")) else math.inf for o in ours])
