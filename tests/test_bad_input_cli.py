@@ -84,3 +84,18 @@ def test_prepared_file_that_weights_only_refuses(bare_project):
     assert "UnpicklingError" not in proc.stderr.replace("(UnpicklingError)", "")
     nothing_finished(bare_project)
 
+
+
+def test_output_into_a_closed_pipe_ends_quietly():
+    """`repro experiments wus | head`: the reader has gone; the command stops with 141 (128 + SIGPIPE)
+    and no traceback (stdout unbuffered here, so the first write meets the closed pipe)."""
+    import subprocess
+    import sys
+
+    from conftest import tool_env
+
+    script = ("import os, sys; r, w = os.pipe(); os.close(r); os.dup2(w, 1); from repro.cli import main; "
+              "rc = main(['experiments', 'wus', '--hparams']); sys.stderr.write(f'rc={rc}')")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                          env=tool_env(PYTHONUNBUFFERED="1"), timeout=120)
+    assert "rc=141" in proc.stderr and "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr

@@ -557,6 +557,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         rank = os.environ.get("RANK", "0") if "LOCAL_RANK" in os.environ else "0"  # one of N processes
         print(f"repro: error: {'' if rank == '0' else f'[rank {rank}] '}{exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`repro experiments | head`): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes stdout at exit
+        return 141  # 128 + SIGPIPE, as a shell tool killed by it
     return 0
 
 
