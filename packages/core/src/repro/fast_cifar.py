@@ -120,8 +120,9 @@ class FastCifarRecipe(Hook):
         self.base_lrs: list[float] = []
         self.ema: dict[str, torch.Tensor] = {}
 
-    def _set_lr(self, state: TrainState) -> None:
-        factor = float(self.schedule[min(state.step, self.total_steps)])
+    def _set_lr(self, state: TrainState, step: int) -> None:
+        """The learning rates of the step after *step* steps."""
+        factor = float(self.schedule[min(step, self.total_steps)])
         for group, base in zip(state.optimizer.param_groups, self.base_lrs):
             group["lr"] = base * factor
 
@@ -133,7 +134,7 @@ class FastCifarRecipe(Hook):
         self.base_lrs = [g.get("initial_lr", g["lr"]) for g in state.optimizer.param_groups]
         for g, base in zip(state.optimizer.param_groups, self.base_lrs):
             g["initial_lr"] = base
-        self._set_lr(state)
+        self._set_lr(state, state.step)
 
     def epoch_start(self, state: TrainState) -> None:
         if not self.base_lrs:  # resumed from a checkpoint (fit_start does not run then)
@@ -153,8 +154,7 @@ class FastCifarRecipe(Hook):
                 self._lookahead(state.model, ema_decay(done, self.total_steps))
             if done >= self.total_steps:  # the last step: the net takes the EMA's weights
                 self._lookahead(state.model, 1.0)
-        for group, base in zip(state.optimizer.param_groups, self.base_lrs):
-            group["lr"] = base * float(self.schedule[min(done, self.total_steps)])
+        self._set_lr(state, done)
 
     def _lookahead(self, model: nn.Module, decay: float) -> None:
         """EMA <- decay * EMA + (1 - decay) * weights, then weights <- EMA (every float entry of

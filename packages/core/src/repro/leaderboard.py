@@ -247,7 +247,7 @@ def entrant_for(bw: BoardWorkload, paper: str, method: Method) -> Entrant:
 def _same_gradient(hparams: Mapping[str, Any], bw: BoardWorkload) -> bool:
     """*hparams* resolve to the board baseline's gradient-descent settings on *bw*."""
     mine, _ = split_gradient_hparams(dict(hparams), None, "entrant")
-    base, _ = split_gradient_hparams({**bw.baseline, **_protocol(bw)}, None, BASELINE)
+    base, _ = split_gradient_hparams(baseline_hparams(bw), None, BASELINE)
     return mine == base
 
 
